@@ -1,0 +1,41 @@
+"""Core's own hook implementations: the channels and permissions every CRM has."""
+
+from __future__ import annotations
+
+from crm_core.extensions import Channel, Permission
+from crm_core.hookspecs import hookimpl
+from crm_core.models import CORE_CHANNELS
+
+_UNDIRECTED = {"note", "web", "purchase"}
+
+CORE_PERMISSIONS = (
+    Permission("customer.view", "See customers"),
+    Permission("customer.edit", "Create and change customers"),
+    Permission("customer.archive", "Archive customers"),
+    Permission("customer.merge", "Merge duplicate customers"),
+    Permission("contact.view", "See contacts"),
+    Permission("contact.edit", "Create and change contacts"),
+    Permission("contact.archive", "Archive contacts"),
+    Permission("contact.merge", "Merge duplicate contacts"),
+    Permission("interaction.view", "See interactions"),
+    Permission("interaction.edit", "Log and change interactions"),
+    Permission("interaction.archive", "Archive interactions"),
+    Permission("audit.view", "Read the audit history"),
+    Permission("user.admin", "Manage users and roles"),
+    Permission("plugin.admin", "See and configure plugins"),
+)
+
+
+@hookimpl
+def crm_register_channels() -> list[Channel]:
+    """The ten channels of core: call, email, meeting, note, letter, chat, sms, web..."""
+    return [
+        Channel(name, label=name.capitalize(), directional=name not in _UNDIRECTED)
+        for name in CORE_CHANNELS
+    ]
+
+
+@hookimpl
+def crm_register_permissions() -> list[Permission]:
+    """Core's permissions on customers, contacts, interactions, audit and administration."""
+    return list(CORE_PERMISSIONS)

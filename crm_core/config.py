@@ -1,0 +1,205 @@
+"""Settings: defaults, then an optional ``crm.toml``, then ``CRM_*`` environment variables.
+
+All settings end up in one typed, immutable :class:`Settings` object. A wrong value
+fails at start with a :class:`~crm_core.errors.ConfigError` naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from crm_core.errors import ConfigError
+
+ENV_PREFIX = "CRM_"
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one CRM instance."""
+
+    instance_path: Path
+    database_url: str
+    secret_key: str
+    plugins: tuple[str, ...] | None = None
+    """Allow-list of plugin names; ``None`` enables every installed plugin."""
+    disabled_plugins: tuple[str, ...] = ()
+    """Deny-list of plugin names, applied after the allow-list."""
+    strict_plugins: bool = False
+    """Make any plugin that cannot be loaded a fatal error instead of a warning."""
+    custom_attributes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Deployment-declared custom attributes: ``{"customer.vat_id": {"type": "string"}}``."""
+    echo_sql: bool = False
+    bulk_batch_size: int = 1000
+
+    @property
+    def url(self) -> URL:
+        """The database URL as a SQLAlchemy :class:`~sqlalchemy.engine.URL`."""
+        return make_url(self.database_url)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Build :class:`Settings` from defaults, ``crm.toml``, the environment and ``overrides``.
+
+    Later sources win: defaults < ``crm.toml`` < ``CRM_*`` variables < ``overrides``.
+    The TOML file is ``config_file``, else ``$CRM_CONFIG``, else ``<instance>/crm.toml``
+    or ``./crm.toml`` when present.
+    """
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    instance = Path(
+        (overrides or {}).get("instance_path") or env.get("CRM_INSTANCE_PATH") or "instance"
+    ).absolute()
+    path = _find_config_file(config_file or env.get("CRM_CONFIG"), instance)
+    if path is not None:
+        raw.update(_read_toml(path))
+    raw.update(_from_environment(env))
+    raw.update(overrides or {})
+    raw["instance_path"] = instance
+    return _validate(raw)
+
+
+_KNOWN = {f.name for f in fields(Settings)}
+
+
+def _find_config_file(explicit: str | os.PathLike[str] | None, instance: Path) -> Path | None:
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError("CRM_CONFIG", f"no such file: {path}")
+        return path
+    for candidate in (instance / "crm.toml", Path("crm.toml")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
+    section = data.get("crm", data)
+    unknown = sorted(set(section) - _KNOWN)
+    if unknown:
+        raise ConfigError(f"{path}: {unknown[0]}", f"unknown setting (known: {sorted(_KNOWN)})")
+    return dict(section)
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in _KNOWN - {"instance_path", "custom_attributes"}:
+        key = ENV_PREFIX + name.upper()
+        if key in env:
+            values[name] = env[key]
+    return values
+
+
+def _validate(raw: dict[str, Any]) -> Settings:
+    instance: Path = raw["instance_path"]
+    database_url = raw.get("database_url") or f"sqlite:///{instance / 'crm.sqlite3'}"
+    return Settings(
+        instance_path=instance,
+        database_url=_check_database_url(str(database_url)),
+        secret_key=_secret_key(raw.get("secret_key"), instance),
+        plugins=_name_list("CRM_PLUGINS", raw.get("plugins")),
+        disabled_plugins=_name_list("CRM_DISABLED_PLUGINS", raw.get("disabled_plugins")) or (),
+        strict_plugins=_boolean("CRM_STRICT_PLUGINS", raw.get("strict_plugins", False)),
+        custom_attributes=_mapping("custom_attributes", raw.get("custom_attributes", {})),
+        echo_sql=_boolean("CRM_ECHO_SQL", raw.get("echo_sql", False)),
+        bulk_batch_size=_positive_int("CRM_BULK_BATCH_SIZE", raw.get("bulk_batch_size", 1000)),
+    )
+
+
+def _check_database_url(value: str) -> str:
+    try:
+        url = make_url(value)
+    except ArgumentError as exc:
+        raise ConfigError("CRM_DATABASE_URL", f"not a database URL: {value!r}") from exc
+    if url.get_backend_name() not in SUPPORTED_DIALECTS:
+        raise ConfigError(
+            "CRM_DATABASE_URL",
+            f"unsupported database {url.get_backend_name()!r}; use sqlite:/// or "
+            "postgresql+psycopg://",
+        )
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() not in ("psycopg",):
+        raise ConfigError(
+            "CRM_DATABASE_URL",
+            "PostgreSQL needs the psycopg 3 driver: postgresql+psycopg://user@host/db "
+            "(install crm-core[postgres])",
+        )
+    return value
+
+
+def _secret_key(value: object, instance: Path) -> str:
+    if value:
+        if len(str(value)) < 16:
+            raise ConfigError("CRM_SECRET_KEY", "must be at least 16 characters long")
+        return str(value)
+    # No key configured: keep one per instance so sessions survive restarts.
+    key_file = instance / "secret_key"
+    if key_file.is_file():
+        return key_file.read_text(encoding="utf-8").strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    key_file.write_text(key, encoding="utf-8")
+    key_file.chmod(0o600)
+    return key
+
+
+def _name_list(setting: str, value: object) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, list | tuple):
+        items = [str(part).strip() for part in value]
+    else:
+        raise ConfigError(setting, "must be a comma-separated string or a list of names")
+    return tuple(normalise_plugin_name(item) for item in items if item)
+
+
+def normalise_plugin_name(name: str) -> str:
+    """Plugin names compare case-insensitively, with ``-`` and ``_`` equal."""
+    return name.strip().lower().replace("-", "_")
+
+
+def _boolean(setting: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(setting, f"expected true or false, got {value!r}")
+
+
+def _positive_int(setting: str, value: object) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ConfigError(setting, f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise ConfigError(setting, f"must be at least 1, got {number}")
+    return number
+
+
+def _mapping(setting: str, value: object) -> Mapping[str, Mapping[str, Any]]:
+    if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
+        raise ConfigError(setting, "must be a table of tables, e.g. [crm.custom_attributes.x]")
+    return {str(k): dict(v) for k, v in value.items()}

@@ -1,0 +1,290 @@
+"""Every extension point of crm-core.
+
+Hooks are grouped by lifecycle. Names follow verb families:
+
+* ``crm_register_*`` return lists of things, checked for name collisions at startup;
+* ``crm_validate`` may reject input, field by field;
+* ``crm_on_*`` react to domain events, inside the transaction of the write;
+* ``crm_menu_items`` / ``crm_customer_panels`` fill UI slots for a given user.
+
+A hook implementation may accept any subset of a spec's arguments (pluggy passes
+only those it names). Every hook here is documented in ``docs/hooks.md``; a test
+fails when one is missing there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from os import PathLike
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    import flask
+    from marshmallow import fields
+
+    from crm_core.extensions import (
+        Channel,
+        CustomAttribute,
+        Exporter,
+        Importer,
+        Job,
+        MenuItem,
+        Panel,
+        Permission,
+        SearchProvider,
+    )
+    from crm_core.models import Customer, User
+    from crm_core.runtime import CRM
+    from crm_core.services.unit_of_work import RecordChange, UnitOfWork
+
+PROJECT_NAME = "crm_core"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# ---------------------------------------------------------------------------
+# Startup and configuration
+# ---------------------------------------------------------------------------
+
+
+@hookspec(historic=True)
+def crm_addhooks(pm: pluggy.PluginManager) -> None:
+    """Add hook specifications of your own plugin for other plugins to implement.
+
+    Called once per plugin right after it is registered (historic: plugins
+    registered later still see it). Call ``pm.add_hookspecs(my_hookspecs_module)``.
+    Implementations of another plugin's hooks should be marked
+    ``@hookimpl(optionalhook=True)`` unless that plugin is a hard dependency.
+    """
+
+
+@hookspec
+def crm_startup(crm: CRM) -> None:
+    """Called once when a CRM instance is built, after every plugin is loaded.
+
+    ``crm`` is the :class:`crm_core.runtime.CRM` (settings, engine, plugin manager,
+    registry). Use it to check your plugin's configuration; raise
+    :class:`crm_core.errors.ConfigError` naming the setting when it is wrong.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Data model
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def crm_register_models() -> Sequence[type[Any]]:
+    """Return the SQLAlchemy model classes your plugin declares on ``crm_core.Base``.
+
+    Startup checks that no two plugins declare the same table and that each
+    plugin's tables are created by its own migration branch.
+    """
+
+
+@hookspec
+def crm_register_migrations() -> Sequence[str | PathLike[str]]:
+    """Return the folders holding your plugin's Alembic revision files.
+
+    The first revision of the branch must set ``branch_labels = ("<plugin name>",)``
+    and ``down_revision = None``; a revision that needs another plugin's (or core's)
+    table names it with ``depends_on``. ``crm db upgrade`` takes every branch to head.
+    """
+
+
+@hookspec
+def crm_register_custom_attributes() -> Sequence[CustomAttribute]:
+    """Return custom attributes your plugin adds to customers or contacts.
+
+    Values are stored in the record's ``attributes`` JSON and validated by type,
+    ``required`` and ``choices`` on every write, like deployment-declared ones.
+    """
+
+
+@hookspec
+def crm_register_channels() -> Sequence[Channel]:
+    """Return interaction channels your plugin adds (core has call, email, meeting...).
+
+    A channel name must be unique across core and every plugin.
+    """
+
+
+@hookspec
+def crm_schema_fields(entity: str) -> dict[str, fields.Field] | None:
+    """Return extra marshmallow fields for the core schema of ``entity``.
+
+    ``entity`` is ``"customer"``, ``"contact"`` or ``"interaction"``. Loaded values
+    are validated with the rest of the record and handed to the ``crm_on_*``
+    hooks in :attr:`RecordChange.data`, so your plugin can store them in its own
+    tables. Return ``None`` for entities you do not extend.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Validation and permissions
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def crm_validate(uow: UnitOfWork, entity: str, batch: Sequence[RecordChange]) -> None:
+    """Check records of ``entity`` before they are written; reject bad ones field by field.
+
+    Called once per write or per bulk batch, after the marshmallow schema accepted
+    the input. ``batch`` holds one :class:`RecordChange` per record: ``data`` is
+    the validated input, ``record`` the stored record (``None`` on create).
+    Call ``change.reject(field, message)`` to refuse a record; rejected records are
+    not written. Raising an exception instead aborts and rolls back the whole write.
+    """
+
+
+@hookspec
+def crm_register_permissions() -> Sequence[Permission]:
+    """Return the permissions your plugin checks, so admins can grant them to roles.
+
+    Names are namespaced by plugin, e.g. ``sales.deal.edit``.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Domain events (called inside the write's transaction; raising rolls it back)
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def crm_on_customers_created(uow: UnitOfWork, changes: Sequence[RecordChange]) -> None:
+    """Customers were created (one, or a bulk batch); ``change.record`` is each new row."""
+
+
+@hookspec
+def crm_on_customers_updated(uow: UnitOfWork, changes: Sequence[RecordChange]) -> None:
+    """Customers were updated; ``change.changes`` maps each changed field to ``(old, new)``."""
+
+
+@hookspec
+def crm_on_customers_archived(uow: UnitOfWork, changes: Sequence[RecordChange]) -> None:
+    """Customers were archived (hidden from lists, kept with their history)."""
+
+
+@hookspec
+def crm_on_customers_merged(
+    uow: UnitOfWork, survivor: Customer, merged: Sequence[Customer]
+) -> None:
+    """Duplicates were merged into ``survivor``; move your plugin's references to it.
+
+    Core has already moved contacts and interactions; the ``merged`` customers are
+    archived and point to the survivor through ``merged_into_id``.
+    """
+
+
+@hookspec
+def crm_on_contacts_created(uow: UnitOfWork, changes: Sequence[RecordChange]) -> None:
+    """Contacts were created (one, or a bulk batch)."""
+
+
+@hookspec
+def crm_on_contacts_updated(uow: UnitOfWork, changes: Sequence[RecordChange]) -> None:
+    """Contacts were updated; ``change.changes`` maps each changed field to ``(old, new)``."""
+
+
+@hookspec
+def crm_on_contacts_archived(uow: UnitOfWork, changes: Sequence[RecordChange]) -> None:
+    """Contacts were archived."""
+
+
+@hookspec
+def crm_on_contacts_merged(uow: UnitOfWork, survivor: Any, merged: Sequence[Any]) -> None:
+    """Duplicate contacts were merged into ``survivor``; move your references to it."""
+
+
+@hookspec
+def crm_on_interactions_created(uow: UnitOfWork, changes: Sequence[RecordChange]) -> None:
+    """Interactions were logged (one, or a bulk batch)."""
+
+
+@hookspec
+def crm_on_interactions_updated(uow: UnitOfWork, changes: Sequence[RecordChange]) -> None:
+    """Interactions were updated; ``change.changes`` maps each changed field to ``(old, new)``."""
+
+
+@hookspec
+def crm_on_interactions_archived(uow: UnitOfWork, changes: Sequence[RecordChange]) -> None:
+    """Interactions were archived."""
+
+
+@hookspec
+def crm_on_interactions_merged(uow: UnitOfWork, survivor: Any, merged: Sequence[Any]) -> None:
+    """Duplicate interactions (e.g. the same mail logged twice) were merged into ``survivor``."""
+
+
+# ---------------------------------------------------------------------------
+# Web: blueprints and UI slots
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def crm_register_blueprints() -> Sequence[flask.Blueprint]:
+    """Return Flask blueprints to mount; name each after your plugin.
+
+    Templates go under ``templates/<plugin>/`` and API routes under ``/api/v1/``.
+    """
+
+
+@hookspec
+def crm_menu_items(actor: User | None) -> Sequence[MenuItem] | None:
+    """Return navigation entries for ``actor`` (leave out what they may not see)."""
+
+
+@hookspec
+def crm_customer_panels(customer: Customer, actor: User | None) -> Sequence[Panel] | None:
+    """Return panels to show on ``customer``'s page for ``actor``."""
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def crm_register_commands() -> Sequence[click.Command]:
+    """Return click commands (or groups) to add to the ``crm`` command.
+
+    They run inside the Flask app context; ``flask.current_app.extensions["crm"]``
+    is the CRM. A name must not collide with core's commands or another plugin's.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Background jobs
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def crm_register_jobs() -> Sequence[Job]:
+    """Return background jobs; a job with a ``schedule`` (crontab string) runs periodically.
+
+    Job functions must be idempotent: the queue retries them after failures.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Import, export and search
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def crm_register_importers() -> Sequence[Importer]:
+    """Return importers: each reads one or more file formats into records of an entity."""
+
+
+@hookspec
+def crm_register_exporters() -> Sequence[Exporter]:
+    """Return exporters: each writes records of an entity in one file format."""
+
+
+@hookspec
+def crm_register_search_providers() -> Sequence[SearchProvider]:
+    """Return search providers that make your plugin's entities findable in global search."""

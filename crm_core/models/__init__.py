@@ -1,0 +1,27 @@
+"""Core models. Importing this package registers every core table on ``Base.metadata``."""
+
+from crm_core.models.audit import AuditEntry
+from crm_core.models.contact import Contact, ContactEmail, ContactPhone
+from crm_core.models.customer import Customer, CustomerKind, CustomerTag, LifecycleStage
+from crm_core.models.interaction import CORE_CHANNELS, Direction, Interaction
+from crm_core.models.outbox import OutboxEvent, OutboxStatus
+from crm_core.models.user import Role, User, user_roles
+
+__all__ = [
+    "CORE_CHANNELS",
+    "AuditEntry",
+    "Contact",
+    "ContactEmail",
+    "ContactPhone",
+    "Customer",
+    "CustomerKind",
+    "CustomerTag",
+    "Direction",
+    "Interaction",
+    "LifecycleStage",
+    "OutboxEvent",
+    "OutboxStatus",
+    "Role",
+    "User",
+    "user_roles",
+]

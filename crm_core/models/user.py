@@ -1,0 +1,62 @@
+"""Staff users and their roles."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from crm_core.db import Base, TimestampMixin
+
+user_roles = Table(
+    "user_role",
+    Base.metadata,
+    Column("user_id", ForeignKey("user.id", ondelete="CASCADE"), primary_key=True),
+    Column("role_id", ForeignKey("role.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class Role(TimestampMixin, Base):
+    """A named set of permissions, e.g. ``sales`` or ``admin``."""
+
+    __tablename__ = "role"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    permissions: Mapped[list[str]] = mapped_column(default=list)
+
+    def __repr__(self) -> str:
+        return f"<Role {self.name}>"
+
+
+class User(TimestampMixin, Base):
+    """A member of staff who signs in and owns records."""
+
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    last_login_at: Mapped[dt.datetime | None]
+    roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="selectin")
+
+    def set_password(self, password: str) -> None:
+        """Store a salted, slow hash (scrypt) of ``password``."""
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        """Whether ``password`` matches the stored hash."""
+        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        """Every permission granted by any of the user's roles."""
+        return frozenset(p for role in self.roles for p in role.permissions)
+
+    def __repr__(self) -> str:
+        return f"<User {self.email}>"

@@ -1,0 +1,160 @@
+"""The CRM runtime: settings, database, plugins and their registrations, in one object.
+
+``create_app`` builds one and stores it in ``app.extensions["crm"]``; scripts and
+tests can build one without Flask. There is no global instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_core.config import Settings, load_settings
+from crm_core.db import create_db_engine
+from crm_core.errors import ConfigError, PluginError
+from crm_core.extensions import (
+    Channel,
+    CustomAttribute,
+    Exporter,
+    Importer,
+    Job,
+    Permission,
+    SearchProvider,
+)
+from crm_core.models import User
+from crm_core.plugins import PluginRegistry
+from crm_core.services.unit_of_work import UnitOfWork, transaction
+
+
+@dataclass
+class Registry:
+    """What plugins registered through the ``crm_register_*`` hooks, keyed by name."""
+
+    channels: dict[str, Channel] = field(default_factory=dict)
+    permissions: dict[str, Permission] = field(default_factory=dict)
+    custom_attributes: dict[str, CustomAttribute] = field(default_factory=dict)
+    jobs: dict[str, Job] = field(default_factory=dict)
+    importers: dict[str, Importer] = field(default_factory=dict)
+    exporters: dict[str, Exporter] = field(default_factory=dict)
+    search_providers: dict[str, SearchProvider] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+    """Table name -> name of the plugin that declares it (``crm_core`` for core)."""
+    migration_folders: dict[str, list[str]] = field(default_factory=dict)
+    """Plugin name -> folders of its Alembic revisions."""
+
+
+class CRM:
+    """One CRM instance: settings, engine, session factory, plugin manager and registry."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        plugins: Sequence[ModuleType] = (),
+        discover_plugins: bool = True,
+        engine: Engine | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.engine = engine or create_db_engine(self.settings)
+        self.session_factory: sessionmaker[Session] = sessionmaker(
+            self.engine, expire_on_commit=False
+        )
+        self.plugins = PluginRegistry(self.settings, plugins)
+        self.plugins.load(discover=discover_plugins)
+        self.pm = self.plugins.pm
+        self.registry = Registry()
+        self._collect()
+        self.pm.hook.crm_startup(crm=self)
+
+    @contextmanager
+    def unit_of_work(self, actor: User | None = None, source: str = "crm") -> Iterator[UnitOfWork]:
+        """A transaction for service calls; commits at the end, rolls back on any error.
+
+        ``source`` says where the write comes from (``api``, ``ui``, ``cli``,
+        ``import``, a plugin's name) and is kept in the audit trail.
+        """
+        with transaction(self, actor, source) as uow:
+            yield uow
+
+    def dispose(self) -> None:
+        """Close the engine's pooled connections."""
+        self.engine.dispose()
+
+    # -- registrations ----------------------------------------------------------
+
+    def _collect(self) -> None:
+        reg = self.registry
+        self._gather("crm_register_channels", reg.channels, lambda c: c.name)
+        self._gather("crm_register_permissions", reg.permissions, lambda p: p.name)
+        self._gather("crm_register_custom_attributes", reg.custom_attributes, lambda a: a.key)
+        for key, spec in self.settings.custom_attributes.items():
+            self._add(reg.custom_attributes, key, _attribute_from_config(key, spec), "crm.toml")
+        self._gather("crm_register_jobs", reg.jobs, lambda j: j.name)
+        self._gather("crm_register_importers", reg.importers, lambda i: i.name)
+        self._gather("crm_register_exporters", reg.exporters, lambda e: e.name)
+        self._gather("crm_register_search_providers", reg.search_providers, lambda s: s.entity)
+        self._collect_models()
+        for plugin_name, folders in self._per_plugin("crm_register_migrations"):
+            reg.migration_folders[plugin_name] = [str(folder) for folder in folders]
+
+    def _per_plugin(self, hook_name: str) -> Iterator[tuple[str, Sequence[Any]]]:
+        """Call ``hook_name`` on each plugin separately, to know who returned what."""
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            result = impl.function()
+            if result:
+                yield impl.plugin_name, result
+
+    def _gather(self, hook_name: str, target: dict[str, Any], key: Any) -> None:
+        for plugin_name, items in self._per_plugin(hook_name):
+            for item in items:
+                self._add(target, key(item), item, plugin_name)
+
+    def _add(self, target: dict[str, Any], key: str, item: Any, plugin_name: str) -> None:
+        if key in target:
+            raise PluginError(plugin_name, f"registers {key!r}, which is already registered")
+        target[key] = item
+
+    def _collect_models(self) -> None:
+        from crm_core.db import Base
+
+        core_tables = set(Base.metadata.tables)
+        plugin_tables: dict[str, str] = {}
+        for plugin_name, models in self._per_plugin("crm_register_models"):
+            for model in models:
+                table = model.__table__.name
+                if table in plugin_tables:
+                    raise PluginError(
+                        plugin_name, f"declares table {table!r}, already declared by "
+                        f"{plugin_tables[table]!r}"
+                    )
+                plugin_tables[table] = plugin_name
+        for table in core_tables:
+            self.registry.models[table] = plugin_tables.get(table, "crm_core")
+
+
+def _attribute_from_config(key: str, spec: Mapping[str, Any]) -> CustomAttribute:
+    entity, _, name = key.partition(".")
+    if entity not in ("customer", "contact") or not name:
+        raise ConfigError(
+            f"custom_attributes.{key}", "name it <entity>.<attribute>, entity customer or contact"
+        )
+    unknown = set(spec) - {"type", "label", "required", "choices"}
+    if unknown:
+        raise ConfigError(f"custom_attributes.{key}", f"unknown keys {sorted(unknown)}")
+    attribute_type = spec.get("type", "string")
+    if attribute_type not in ("string", "text", "integer", "decimal", "boolean", "date", "choice"):
+        raise ConfigError(f"custom_attributes.{key}.type", f"unknown type {attribute_type!r}")
+    return CustomAttribute(
+        entity=entity,  # type: ignore[arg-type]
+        name=name,
+        type=attribute_type,
+        label=str(spec.get("label", "")),
+        required=bool(spec.get("required", False)),
+        choices=tuple(spec.get("choices", ())),
+    )

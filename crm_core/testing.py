@@ -1,0 +1,204 @@
+"""Pytest fixtures for crm-core and plugin authors (registered as the ``crm_core`` pytest plugin).
+
+Every test that uses a database runs once on SQLite and once on PostgreSQL
+(``CRM_TEST_DATABASES=sqlite,postgresql``, the default; the PostgreSQL server is
+``CRM_TEST_POSTGRES_URL``, default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``).
+A database is created per test session and backend, migrated to every head, and each
+test runs in a transaction that is rolled back afterwards.
+
+Fixtures: ``crm`` (the runtime), ``uow`` (a unit of work), ``app``, ``client``,
+``runner``, ``crm_database_url`` (the shared, migrated database) and
+``fresh_database_url`` (an empty database of the same backend, for migration tests).
+Mark a test ``@pytest.mark.plugins("crm_sales")`` to load only those installed plugins;
+``@pytest.mark.plugins()`` loads none.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from crm_core.config import Settings, load_settings
+from crm_core.db import create_db_engine
+from crm_core.runtime import CRM
+from crm_core.services.unit_of_work import UnitOfWork
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _backends() -> list[str]:
+    value = os.environ.get("CRM_TEST_DATABASES", "sqlite,postgresql")
+    backends = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = set(backends) - {"sqlite", "postgresql"}
+    if unknown:
+        raise pytest.UsageError(f"CRM_TEST_DATABASES: unknown backends {sorted(unknown)}")
+    return backends
+
+
+class DatabaseFactory:
+    """Creates and drops throw-away databases of one backend."""
+
+    def __init__(self, backend: str, tmp_path: Path) -> None:
+        self.backend = backend
+        self.tmp_path = tmp_path
+        self._created: list[str] = []
+        self._admin: Engine | None = None
+
+    def create(self) -> str:
+        """A URL of a new, empty database."""
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.tmp_path / f'crm-{uuid.uuid4().hex[:8]}.sqlite3'}"
+        base = make_url(os.environ.get("CRM_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
+        name = f"crm_test_{uuid.uuid4().hex[:12]}"
+        with self._admin_engine(base).connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        self._created.append(name)
+        return base.set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        """Drop every database this factory created."""
+        if self._admin is None:
+            return
+        with self._admin.connect() as connection:
+            for name in self._created:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self._admin.dispose()
+
+    def _admin_engine(self, base: Any) -> Engine:
+        if self._admin is None:
+            self._admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        return self._admin
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``plugins`` mark."""
+    config.addinivalue_line(
+        "markers", "plugins(*names): load only these installed plugins into the CRM under test"
+    )
+
+
+@pytest.fixture(scope="session", params=_backends())
+def crm_database_factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DatabaseFactory]:
+    """Makes throw-away databases of the backend under test (sqlite or postgresql)."""
+    factory = DatabaseFactory(request.param, tmp_path_factory.mktemp(request.param))
+    yield factory
+    factory.drop_all()
+
+
+def crm_test_settings(database_url: str, instance_path: Path, **overrides: Any) -> Settings:
+    """Settings for tests: the given database, a fixed secret, and ``overrides``."""
+    return load_settings(
+        {
+            "database_url": database_url,
+            "instance_path": str(instance_path),
+            "secret_key": "test-secret-key-not-for-production",
+            **overrides,
+        },
+        environ={},
+    )
+
+
+@pytest.fixture(scope="session")
+def crm_database_url(
+    crm_database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A database of the backend under test, migrated to every head (core + installed plugins)."""
+    from crm_core import migrate
+
+    url = crm_database_factory.create()
+    crm = CRM(crm_test_settings(url, tmp_path_factory.mktemp("instance")))
+    try:
+        migrate.upgrade(crm)
+    finally:
+        crm.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def crm_engine(crm_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """One engine per backend for the whole session."""
+    engine = create_db_engine(crm_test_settings(crm_database_url, tmp_path_factory.mktemp("i")))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def fresh_database_url(crm_database_factory: DatabaseFactory) -> str:
+    """An empty database of the backend under test (no tables, not even core's)."""
+    return crm_database_factory.create()
+
+
+@pytest.fixture
+def crm_settings_overrides() -> dict[str, Any]:
+    """Override to change settings of the CRM under test (e.g. ``custom_attributes``)."""
+    return {}
+
+
+@pytest.fixture
+def crm_plugin_modules() -> list[Any]:
+    """Override to add plugin modules that are not installed (registered in code)."""
+    return []
+
+
+@pytest.fixture
+def crm(
+    request: pytest.FixtureRequest,
+    crm_engine: Engine,
+    crm_database_url: str,
+    tmp_path: Path,
+    crm_settings_overrides: dict[str, Any],
+    crm_plugin_modules: list[Any],
+) -> Iterator[CRM]:
+    """A CRM runtime whose every write is rolled back after the test."""
+    overrides = dict(crm_settings_overrides)
+    marker = request.node.get_closest_marker("plugins")
+    if marker is not None:
+        overrides["plugins"] = list(marker.args)
+    settings = crm_test_settings(crm_database_url, tmp_path / "instance", **overrides)
+    connection = crm_engine.connect()
+    outer = connection.begin()
+    runtime = CRM(settings, plugins=crm_plugin_modules, engine=crm_engine)
+    runtime.session_factory.configure(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        yield runtime
+    finally:
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def uow(crm: CRM) -> Iterator[UnitOfWork]:
+    """A unit of work on ``crm`` for service calls in a test (source ``test``)."""
+    with crm.unit_of_work(source="test") as unit:
+        yield unit
+
+
+@pytest.fixture
+def app(crm: CRM) -> Any:
+    """The Flask app around ``crm``, in testing mode."""
+    from crm_core.web.app import create_app
+
+    application = create_app(crm=crm)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    """A Flask test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Any) -> Any:
+    """A Flask CLI runner for ``crm`` commands."""
+    return app.test_cli_runner()

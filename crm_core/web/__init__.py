@@ -1,0 +1,1 @@
+"""The web layer: the Flask app factory, and (in later releases) the API and the UI."""

@@ -1,0 +1,39 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+from flask import Flask
+
+from crm_core.config import load_settings
+from crm_core.runtime import CRM
+
+
+def create_app(
+    config: Mapping[str, Any] | None = None,
+    *,
+    plugins: Sequence[ModuleType] = (),
+    discover_plugins: bool = True,
+    crm: CRM | None = None,
+) -> Flask:
+    """Build the Flask app: settings from ``config`` over ``crm.toml`` and ``CRM_*`` variables.
+
+    ``plugins`` adds plugin modules directly (tests, embedded use); installed
+    plugins are found through entry points unless ``discover_plugins`` is false.
+    Pass a ready ``crm`` to share one runtime between several apps or tests.
+    """
+    if crm is None:
+        crm = CRM(load_settings(config), plugins=plugins, discover_plugins=discover_plugins)
+    app = Flask("crm_core", instance_path=str(crm.settings.instance_path))
+    app.config["SECRET_KEY"] = crm.settings.secret_key
+    app.extensions["crm"] = crm
+    from crm_core.web import status
+
+    app.register_blueprint(status.blueprint)
+    for blueprints in crm.pm.hook.crm_register_blueprints():
+        for blueprint in blueprints:
+            app.register_blueprint(blueprint)
+    return app
