@@ -6,6 +6,8 @@ fails at start with a :class:`~crm_core.errors.ConfigError` naming the setting.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import secrets
 import tomllib
@@ -57,18 +59,24 @@ def load_settings(
 
     Later sources win: defaults < ``crm.toml`` < ``CRM_*`` variables < ``overrides``.
     The TOML file is ``config_file``, else ``$CRM_CONFIG``, else ``<instance>/crm.toml``
-    or ``./crm.toml`` when present.
+    or ``./crm.toml`` when present. An ``instance_path`` in the TOML file is relative
+    to the file's folder; elsewhere, relative paths are relative to the working directory.
     """
     env = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - _KNOWN)
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown setting (known: {sorted(_KNOWN)})")
+    explicit_instance = overrides.get("instance_path") or env.get("CRM_INSTANCE_PATH")
+    instance = Path(explicit_instance or "instance").absolute()
     raw: dict[str, Any] = {}
-    instance = Path(
-        (overrides or {}).get("instance_path") or env.get("CRM_INSTANCE_PATH") or "instance"
-    ).absolute()
     path = _find_config_file(config_file or env.get("CRM_CONFIG"), instance)
     if path is not None:
         raw.update(_read_toml(path))
+        if not explicit_instance and raw.get("instance_path"):
+            instance = (path.parent / str(raw["instance_path"])).absolute()
     raw.update(_from_environment(env))
-    raw.update(overrides or {})
+    raw.update(overrides)
     raw["instance_path"] = instance
     return _validate(raw)
 
@@ -78,11 +86,11 @@ _KNOWN = {f.name for f in fields(Settings)}
 
 def _find_config_file(explicit: str | os.PathLike[str] | None, instance: Path) -> Path | None:
     if explicit:
-        path = Path(explicit)
+        path = Path(explicit).absolute()
         if not path.is_file():
             raise ConfigError("CRM_CONFIG", f"no such file: {path}")
         return path
-    for candidate in (instance / "crm.toml", Path("crm.toml")):
+    for candidate in (instance / "crm.toml", Path("crm.toml").absolute()):
         if candidate.is_file():
             return candidate
     return None
@@ -91,9 +99,11 @@ def _find_config_file(explicit: str | os.PathLike[str] | None, instance: Path) -
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
     section = data.get("crm", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: crm", "must be a table: [crm]")
     unknown = sorted(set(section) - _KNOWN)
     if unknown:
         raise ConfigError(f"{path}: {unknown[0]}", f"unknown setting (known: {sorted(_KNOWN)})")
@@ -106,6 +116,14 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         key = ENV_PREFIX + name.upper()
         if key in env:
             values[name] = env[key]
+    attributes = env.get("CRM_CUSTOM_ATTRIBUTES", "").strip()
+    if attributes:
+        try:
+            values["custom_attributes"] = json.loads(attributes)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                "CRM_CUSTOM_ATTRIBUTES", f"not valid JSON ({exc.msg} at column {exc.colno})"
+            ) from exc
     return values
 
 
@@ -128,37 +146,77 @@ def _validate(raw: dict[str, Any]) -> Settings:
 def _check_database_url(value: str) -> str:
     try:
         url = make_url(value)
-    except ArgumentError as exc:
-        raise ConfigError("CRM_DATABASE_URL", f"not a database URL: {value!r}") from exc
-    if url.get_backend_name() not in SUPPORTED_DIALECTS:
+    except (ArgumentError, ValueError) as exc:
+        # ValueError: a URL that parses but has e.g. a non-numeric port. The value is
+        # not repeated: it may hold a password.
         raise ConfigError(
             "CRM_DATABASE_URL",
-            f"unsupported database {url.get_backend_name()!r}; use sqlite:/// or "
-            "postgresql+psycopg://",
+            "not a database URL; use sqlite:///path or postgresql+psycopg://user@host/db",
+        ) from exc
+    backend = url.get_backend_name()
+    if backend not in SUPPORTED_DIALECTS:
+        raise ConfigError(
+            "CRM_DATABASE_URL",
+            f"unsupported database {backend!r}; use sqlite:///path or "
+            "postgresql+psycopg://user@host/db",
         )
-    if url.get_backend_name() == "postgresql" and url.get_driver_name() not in ("psycopg",):
+    # Name the driver explicitly: what a bare ``postgresql://`` means depends on the
+    # SQLAlchemy version (psycopg2 before 2.1), and crm-core ships only psycopg 3.
+    if backend == "postgresql" and url.drivername != "postgresql+psycopg":
         raise ConfigError(
             "CRM_DATABASE_URL",
-            "PostgreSQL needs the psycopg 3 driver: postgresql+psycopg://user@host/db "
-            "(install crm-core[postgres])",
+            "PostgreSQL needs the psycopg 3 driver, named in the URL: "
+            "postgresql+psycopg://user@host/db (install crm-core[postgres])",
+        )
+    if backend == "sqlite" and url.drivername not in ("sqlite", "sqlite+pysqlite"):
+        raise ConfigError(
+            "CRM_DATABASE_URL",
+            f"unsupported SQLite driver {url.get_driver_name()!r}; use sqlite:///path",
         )
     return value
 
 
+MIN_SECRET_KEY_LENGTH = 16
+
+
 def _secret_key(value: object, instance: Path) -> str:
     if value:
-        if len(str(value)) < 16:
-            raise ConfigError("CRM_SECRET_KEY", "must be at least 16 characters long")
+        if len(str(value)) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(
+                "CRM_SECRET_KEY", f"must be at least {MIN_SECRET_KEY_LENGTH} characters long"
+            )
         return str(value)
     # No key configured: keep one per instance so sessions survive restarts.
     key_file = instance / "secret_key"
-    if key_file.is_file():
-        return key_file.read_text(encoding="utf-8").strip()
-    instance.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    key_file.write_text(key, encoding="utf-8")
-    key_file.chmod(0o600)
+    if not key_file.exists():
+        _create_secret_key_file(key_file)
+    key = key_file.read_text(encoding="utf-8").strip()
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            "CRM_SECRET_KEY",
+            f"the generated key in {key_file} is damaged (shorter than "
+            f"{MIN_SECRET_KEY_LENGTH} characters); delete the file to make a new one",
+        )
     return key
+
+
+def _create_secret_key_file(key_file: Path) -> None:
+    """Write a new random key, readable by the owner only, without racing other processes.
+
+    Several workers (``gunicorn -w 2``) may start at once on a new instance: the key
+    is written to a private temporary file and linked into place, so every process
+    reads the same, complete key (the first link wins; the others read it).
+    """
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    temporary = key_file.with_name(f".{key_file.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, key_file)
+    finally:
+        temporary.unlink()
 
 
 def _name_list(setting: str, value: object) -> tuple[str, ...] | None:

@@ -85,6 +85,8 @@ class _Candidate:
     version: str
     distribution: str | None
     load: Any
+    explicit: bool = False
+    """Passed in code (tests, embedded use): enabled whatever the allow-list says."""
 
 
 class PluginRegistry:
@@ -108,17 +110,24 @@ class PluginRegistry:
         """Discover, check, order and register plugins (see the module docstring)."""
         from crm_core import builtin
 
-        self.pm.register(builtin, name="crm_core")
         candidates = list(self._discover()) if discover else []
         candidates += [self._candidate_from_module(module) for module in self._extra]
         for candidate in candidates:
             self._consider(candidate)
         self._refuse_missing_dependencies()
-        for info in self._load_order():
+        order = self._load_order()
+        # pluggy calls the plugin registered last first. Register in reverse load order,
+        # core last, so that hooks run in load order: core, then each dependency
+        # before the plugins that depend on it.
+        for info in reversed(order):
             self._register(info)
-        self.pm.hook.crm_addhooks.call_historic(kwargs={"pm": self.pm})
+        self.pm.register(builtin, name="crm_core")
+        self._add_hooks(order)
         self._check_hook_names()
         self._refuse_missing_dependencies()
+        ordered = [info.name for info in order]
+        ordered += sorted(name for name in self.infos if name not in ordered)
+        self.infos = {name: self.infos[name] for name in ordered}
         for info in self.enabled:
             info.hooks = sorted(
                 caller.name for caller in self.pm.get_hookcallers(info.module) or ()
@@ -126,15 +135,19 @@ class PluginRegistry:
 
     def blame(self, hook_name: str, exc: BaseException) -> str:
         """Name the plugin whose code raised ``exc`` while ``hook_name`` ran."""
-        packages = {
-            info.module.__name__.split(".")[0]: info.name
-            for info in self.enabled
-            if info.module is not None
+        modules = {info.name: info.module.__name__ for info in self.enabled if info.module}
+        tops = [module.split(".")[0] for module in modules.values()]
+        # A plugin owns its top-level package, unless several plugins share one
+        # (module plugins of a test package): then it owns only its own module.
+        roots = {
+            (module.split(".")[0] if tops.count(module.split(".")[0]) == 1 else module): name
+            for name, module in modules.items()
         }
         for frame, _line in reversed(list(traceback.walk_tb(exc.__traceback__))):
-            package = str(frame.f_globals.get("__name__", "")).split(".")[0]
-            if package in packages:
-                return packages[package]
+            module_name = str(frame.f_globals.get("__name__", ""))
+            for root, name in roots.items():
+                if module_name == root or module_name.startswith(root + "."):
+                    return name
         return "crm_core" if hook_name else "unknown"
 
     # -- discovery --------------------------------------------------------------
@@ -165,6 +178,7 @@ class PluginRegistry:
             version=str(getattr(module, "__version__", "0")),
             distribution=None,
             load=lambda: module,
+            explicit=True,
         )
 
     def _consider(self, candidate: _Candidate) -> None:
@@ -173,11 +187,11 @@ class PluginRegistry:
             raise PluginError(candidate.name, "two plugins share this name")
         self.infos[candidate.name] = info
         allowed = self.settings.plugins
-        if allowed is not None and candidate.name not in allowed:
-            self._set(info, PluginState.DISABLED, "not in CRM_PLUGINS")
+        if allowed is not None and candidate.name not in allowed and not candidate.explicit:
+            self._set(info, PluginState.DISABLED, "not in the allow-list (CRM_PLUGINS)")
             return
         if candidate.name in self.settings.disabled_plugins:
-            self._set(info, PluginState.DISABLED, "listed in CRM_DISABLED_PLUGINS")
+            self._set(info, PluginState.DISABLED, "in the deny-list (CRM_DISABLED_PLUGINS)")
             return
         try:
             module = candidate.load()
@@ -213,10 +227,14 @@ class PluginRegistry:
                     dependency = self.infos.get(normalise_plugin_name(required))
                     if dependency is None:
                         reason = (
-                            f"requires plugin {required!r}: install it (pip install {required})"
+                            f"requires plugin {required!r}, which is not installed: install it "
+                            f"(pip install {required.replace('_', '-')})"
                         )
                     elif dependency.state is not PluginState.ENABLED:
-                        reason = f"requires plugin {required!r}, which is {dependency.state.value}"
+                        reason = (
+                            f"requires plugin {required!r}, which is {dependency.state.value} "
+                            f"({dependency.reason})"
+                        )
                     else:
                         continue
                     self._refuse(info, reason)
@@ -224,32 +242,60 @@ class PluginRegistry:
                     break
 
     def _load_order(self) -> list[PluginInfo]:
-        enabled = {info.name: info for info in self.enabled}
-        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-        for name in sorted(enabled):
-            manifest = enabled[name].manifest
-            assert manifest is not None
-            deps = [normalise_plugin_name(d) for d in (*manifest.requires, *manifest.optional)]
-            sorter.add(name, *sorted(d for d in deps if d in enabled))
-        try:
-            sorter.prepare()
-        except graphlib.CycleError as exc:
-            cycle = " -> ".join(exc.args[1])
-            raise PluginError(
-                exc.args[1][0], f"plugins depend on each other in a cycle: {cycle}"
-            ) from exc
-        order: list[PluginInfo] = []
-        while sorter.is_active():
-            ready = sorted(sorter.get_ready())
-            order.extend(enabled[name] for name in ready)
-            sorter.done(*ready)
-        return order
+        """Enabled plugins, each after the plugins it requires or optionally uses.
+
+        Ties are broken by name, so the order never depends on discovery order.
+        Plugins in a dependency cycle are refused (strict mode: an error).
+        """
+        while True:
+            enabled = {info.name: info for info in self.enabled}
+            sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+            for name in sorted(enabled):
+                manifest = enabled[name].manifest
+                assert manifest is not None
+                deps = [normalise_plugin_name(d) for d in (*manifest.requires, *manifest.optional)]
+                sorter.add(name, *sorted(d for d in deps if d in enabled))
+            try:
+                sorter.prepare()
+            except graphlib.CycleError as exc:
+                cycle: list[str] = exc.args[1]
+                for name in sorted(set(cycle)):
+                    self._refuse(
+                        enabled[name],
+                        f"plugins depend on each other in a cycle: {' -> '.join(cycle)}",
+                        exc,
+                    )
+                self._refuse_missing_dependencies()
+                continue
+            order: list[PluginInfo] = []
+            while sorter.is_active():
+                ready = sorted(sorter.get_ready())
+                order.extend(enabled[name] for name in ready)
+                sorter.done(*ready)
+            return order
 
     def _register(self, info: PluginInfo) -> None:
         try:
             self.pm.register(info.module, name=info.name)
         except (pluggy.PluginValidationError, ValueError) as exc:
             self._refuse(info, f"hook implementation does not match its spec: {exc}", exc)
+
+    def _add_hooks(self, order: Sequence[PluginInfo]) -> None:
+        """Let each plugin, in load order, add hookspecs (``crm_addhooks``); refuse one that fails.
+
+        Called once per plugin rather than through pluggy's historic call, so that a
+        plugin whose ``crm_addhooks`` raises is refused alone.
+        """
+        impls = self.pm.hook.crm_addhooks.get_hookimpls()
+        kwargs = {"pm": self.pm}
+        for info in order:
+            for impl in impls:
+                if impl.plugin is not info.module or info.state is not PluginState.ENABLED:
+                    continue
+                try:
+                    impl.function(*(kwargs[name] for name in impl.argnames))
+                except Exception as exc:
+                    self._refuse(info, f"crm_addhooks failed: {type(exc).__name__}: {exc}", exc)
 
     def _check_hook_names(self) -> None:
         for info in self.enabled:

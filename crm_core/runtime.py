@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from marshmallow import Schema
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +30,7 @@ from crm_core.extensions import (
 )
 from crm_core.models import User
 from crm_core.plugins import PluginRegistry
+from crm_core.schemas import schema_for
 from crm_core.services.unit_of_work import UnitOfWork, transaction
 
 
@@ -69,6 +71,7 @@ class CRM:
         self.plugins.load(discover=discover_plugins)
         self.pm = self.plugins.pm
         self.registry = Registry()
+        self._schemas: dict[str, type[Schema]] = {}
         self._collect()
         self.pm.hook.crm_startup(crm=self)
 
@@ -100,18 +103,28 @@ class CRM:
         self._gather("crm_register_exporters", reg.exporters, lambda e: e.name)
         self._gather("crm_register_search_providers", reg.search_providers, lambda s: s.entity)
         self._collect_models()
-        for plugin_name, folders in self._per_plugin("crm_register_migrations"):
+        for plugin_name, folders in self.call_each("crm_register_migrations"):
             reg.migration_folders[plugin_name] = [str(folder) for folder in folders]
 
-    def _per_plugin(self, hook_name: str) -> Iterator[tuple[str, Sequence[Any]]]:
-        """Call ``hook_name`` on each plugin separately, to know who returned what."""
+    def call_each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        """Call ``hook_name`` on each plugin in turn, yielding ``(plugin name, result)``.
+
+        Unlike a plain hook call this tells who returned what, so collisions can
+        name the plugin. Empty results (``None``, ``[]``) are left out.
+        """
         for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
-            result = impl.function()
+            result = impl.function(*(kwargs[name] for name in impl.argnames))
             if result:
                 yield impl.plugin_name, result
 
+    def schema(self, entity: str) -> type[Schema]:
+        """The marshmallow schema class of ``entity``, with custom attributes and plugin fields."""
+        if entity not in self._schemas:
+            self._schemas[entity] = schema_for(self, entity)
+        return self._schemas[entity]
+
     def _gather(self, hook_name: str, target: dict[str, Any], key: Any) -> None:
-        for plugin_name, items in self._per_plugin(hook_name):
+        for plugin_name, items in self.call_each(hook_name):
             for item in items:
                 self._add(target, key(item), item, plugin_name)
 
@@ -125,7 +138,7 @@ class CRM:
 
         core_tables = set(Base.metadata.tables)
         plugin_tables: dict[str, str] = {}
-        for plugin_name, models in self._per_plugin("crm_register_models"):
+        for plugin_name, models in self.call_each("crm_register_models"):
             for model in models:
                 table = model.__table__.name
                 if table in plugin_tables:

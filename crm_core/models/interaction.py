@@ -56,6 +56,9 @@ class Interaction(TimestampMixin, VersionedMixin, Base):
     source: Mapped[str] = mapped_column(String(80), default="crm")
     external_ref: Mapped[str | None] = mapped_column(String(200))
     archived: Mapped[bool] = mapped_column(default=False)
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("interaction.id", ondelete="SET NULL"), index=True
+    )
 
     def __repr__(self) -> str:
         return f"<Interaction {self.id} {self.channel} {self.occurred_at:%Y-%m-%d}>"

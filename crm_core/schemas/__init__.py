@@ -1,0 +1,53 @@
+"""Marshmallow schemas of the core entities, extended per CRM by custom attributes and plugins.
+
+Use :func:`schema_for` (or ``CRM.schema(entity)``) rather than the base classes: it
+adds the deployment's custom attributes and the fields plugins contribute through
+``crm_schema_fields``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from marshmallow import Schema, fields
+
+from crm_core.errors import PluginError
+from crm_core.schemas.attributes import attributes_schema
+from crm_core.schemas.contact import ContactEmailSchema, ContactPhoneSchema, ContactSchema
+from crm_core.schemas.customer import CustomerSchema
+from crm_core.schemas.interaction import InteractionSchema
+
+if TYPE_CHECKING:
+    from crm_core.runtime import CRM
+
+BASE_SCHEMAS: dict[str, type[Schema]] = {
+    "customer": CustomerSchema,
+    "contact": ContactSchema,
+    "interaction": InteractionSchema,
+}
+
+
+def schema_for(crm: CRM, entity: str) -> type[Schema]:
+    """Build the schema class of ``entity``: base fields, custom attributes, plugin fields."""
+    base = BASE_SCHEMAS[entity]
+    extra: dict[str, fields.Field] = {}
+    if "attributes" in base._declared_fields:
+        nested = attributes_schema(entity, crm.registry.custom_attributes.values())
+        extra["attributes"] = fields.Nested(nested, load_default=dict)
+    for plugin_name, plugin_fields in crm.call_each("crm_schema_fields", entity=entity):
+        for name, field in plugin_fields.items():
+            if name in base._declared_fields or name in extra:
+                raise PluginError(plugin_name, f"adds field {name!r} to {entity}, which has it")
+            extra[name] = field
+    return type(base.__name__, (base,), extra)
+
+
+__all__ = [
+    "BASE_SCHEMAS",
+    "ContactEmailSchema",
+    "ContactPhoneSchema",
+    "ContactSchema",
+    "CustomerSchema",
+    "InteractionSchema",
+    "schema_for",
+]

@@ -1,0 +1,363 @@
+"""The write path shared by every core entity: validate, check, write, audit, emit, notify.
+
+Each entity's module (``customers``, ``contacts``, ``interactions``) subclasses
+:class:`RecordService` with what is particular to it (reference checks, child rows,
+what a merge moves) and exposes the instance's methods as module functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from marshmallow import ValidationError as SchemaError
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from crm_core.errors import ConflictError, NotFoundError, ValidationError
+from crm_core.services.unit_of_work import RecordChange, UnitOfWork
+
+M = TypeVar("M")
+
+#: A value that counts as "nothing" when computing what a create set.
+_EMPTY: tuple[Any, ...] = (None, "", [], {})
+
+
+@dataclass
+class BulkResult(Generic[M]):
+    """What a bulk write did: the records written and, by row index, why others were refused."""
+
+    records: list[M] = field(default_factory=list)
+    errors: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every row was accepted."""
+        return not self.errors
+
+
+class RecordService(Generic[M]):
+    """Create, update, archive, restore and merge records of one entity through one path."""
+
+    entity: ClassVar[str]
+    plural: ClassVar[str]
+    model: ClassVar[type[Any]]
+    #: Loaded keys written by :meth:`write_children` instead of as columns.
+    child_fields: ClassVar[frozenset[str]] = frozenset()
+    #: Columns a merge may take from a duplicate.
+    mergeable_fields: ClassVar[tuple[str, ...]] = ()
+
+    # -- reading ------------------------------------------------------------------
+
+    def get(self, uow: UnitOfWork, record_id: Any) -> M:
+        """The record with ``record_id``; :class:`NotFoundError` if there is none."""
+        ident = _as_id(record_id)
+        record = uow.session.get(self.model, ident) if ident is not None else None
+        if record is None:
+            raise NotFoundError(self.entity, record_id)
+        return record
+
+    # -- create -------------------------------------------------------------------
+
+    def create(self, uow: UnitOfWork, data: Mapping[str, Any]) -> M:
+        """Validate ``data`` and create one record; :class:`ValidationError` if refused."""
+        result = self.bulk_create(uow, [data])
+        if result.errors:
+            raise ValidationError(result.errors[0])
+        return result.records[0]
+
+    def bulk_create(self, uow: UnitOfWork, rows: Sequence[Mapping[str, Any]]) -> BulkResult[M]:
+        """Validate and create many records with bulk SQL; hooks are called once for the batch.
+
+        Refused rows are reported in :attr:`BulkResult.errors` by their index in
+        ``rows``; the others are written. Nothing is committed here: the caller's
+        unit of work decides (one transaction per batch for imports).
+        """
+        schema = uow.crm.schema(self.entity)()
+        batch: list[RecordChange] = []
+        errors: dict[int, dict[str, Any]] = {}
+        for index, row in enumerate(rows):
+            try:
+                batch.append(RecordChange(index, schema.load(row)))
+            except SchemaError as exc:
+                errors[index] = _messages(exc)
+        self._check(uow, batch, creating=True)
+        accepted = [change for change in batch if not change.rejected]
+        errors.update({change.index: change.errors for change in batch if change.rejected})
+        if accepted:
+            self._insert(uow, accepted)
+        return BulkResult([change.record for change in accepted], dict(sorted(errors.items())))
+
+    def _insert(self, uow: UnitOfWork, accepted: list[RecordChange]) -> None:
+        values = [self.column_values(uow, change.data) for change in accepted]
+        statement = insert(self.model).returning(self.model, sort_by_parameter_order=True)
+        records = list(uow.session.scalars(statement, values))
+        for change, record, row in zip(accepted, records, values, strict=True):
+            change.record = record
+            change.changes = {
+                key: (None, value)
+                for key, value in {**change.data, **row}.items()
+                if value not in _EMPTY
+            }
+        self.write_children(uow, accepted)
+        uow.record(self.entity, "created", [(c.record.id, c.changes) for c in accepted])
+        uow.call_hook(f"crm_on_{self.plural}_created", uow=uow, changes=accepted)
+
+    # -- update -------------------------------------------------------------------
+
+    def update(
+        self,
+        uow: UnitOfWork,
+        record_id: Any,
+        data: Mapping[str, Any],
+        *,
+        expected_version: int | None = None,
+    ) -> M:
+        """Change the fields given in ``data`` (a partial update).
+
+        ``expected_version`` is the version the caller edited; if the record has
+        moved on since, :class:`ConflictError` is raised and nothing is written.
+        """
+        record = self.get(uow, record_id)
+        self._check_version(record, expected_version)
+        try:
+            loaded = uow.crm.schema(self.entity)().load(data, partial=True)
+        except SchemaError as exc:
+            raise ValidationError(_messages(exc)) from exc
+        change = RecordChange(0, self.merge_input(record, loaded), record)
+        self._check(uow, [change], creating=False)
+        if change.rejected:
+            raise ValidationError(change.errors)
+        change.changes = self.diff(record, change.data)
+        if not change.changes:
+            return record
+        self.apply(uow, record, change.data)
+        self._flush(uow, record, expected_version)
+        uow.record(self.entity, "updated", [(record.id, change.changes)])
+        uow.call_hook(f"crm_on_{self.plural}_updated", uow=uow, changes=[change])
+        return record
+
+    # -- archive and restore -------------------------------------------------------
+
+    def archive(self, uow: UnitOfWork, record_id: Any, *, expected_version: int | None = None) -> M:
+        """Hide the record from lists; it keeps its history and can be restored."""
+        record = self.get(uow, record_id)
+        self._check_version(record, expected_version)
+        if record.archived:
+            return record
+        record.archived = True
+        self._flush(uow, record, expected_version)
+        change = RecordChange(0, {}, record, {"archived": (False, True)})
+        uow.record(self.entity, "archived", [(record.id, change.changes)])
+        uow.call_hook(f"crm_on_{self.plural}_archived", uow=uow, changes=[change])
+        return record
+
+    def restore(self, uow: UnitOfWork, record_id: Any, *, expected_version: int | None = None) -> M:
+        """Bring an archived record back (an update of ``archived`` for hooks and audit)."""
+        record = self.get(uow, record_id)
+        self._check_version(record, expected_version)
+        if not record.archived:
+            return record
+        if getattr(record, "merged_into_id", None) is not None:
+            raise ValidationError(
+                {"archived": [f"merged into {self.entity} {record.merged_into_id}; undo the merge"]}
+            )
+        record.archived = False
+        self._flush(uow, record, expected_version)
+        change = RecordChange(0, {}, record, {"archived": (True, False)})
+        uow.record(self.entity, "updated", [(record.id, change.changes)])
+        uow.call_hook(f"crm_on_{self.plural}_updated", uow=uow, changes=[change])
+        return record
+
+    # -- merge --------------------------------------------------------------------
+
+    def merge(
+        self,
+        uow: UnitOfWork,
+        survivor_id: Any,
+        duplicate_ids: Iterable[Any],
+        *,
+        field_sources: Mapping[str, Any] | None = None,
+    ) -> M:
+        """Merge duplicates into the survivor, which keeps everything they had.
+
+        References (contacts, interactions, plugins' rows) move to the survivor;
+        ``field_sources`` maps a field to the id of the record whose value to keep,
+        and empty survivor fields are filled from the duplicates. The duplicates are
+        archived with ``merged_into_id`` set; the audit entry records what moved, so
+        the merge can be undone.
+        """
+        duplicates_wanted = list(dict.fromkeys(duplicate_ids))
+        if not duplicates_wanted:
+            raise ValidationError({"duplicate_ids": ["Name at least one duplicate."]})
+        if survivor_id in duplicates_wanted:
+            raise ValidationError({"duplicate_ids": ["A record cannot be merged into itself."]})
+        survivor = self.get(uow, survivor_id)
+        duplicates = [self.get(uow, ident) for ident in duplicates_wanted]
+        for record in (survivor, *duplicates):
+            if record.archived:
+                raise ValidationError(
+                    {"duplicate_ids": [f"{self.entity} {record.id} is archived; restore it first."]}
+                )
+        values = self.merged_values(survivor, duplicates, field_sources or {})
+        changes = self.diff(survivor, values)
+        self.apply(uow, survivor, values)
+        moved = self.move_references(uow, survivor, duplicates)
+        for duplicate in duplicates:
+            duplicate.archived = True
+            duplicate.merged_into_id = survivor.id
+        self._flush(uow, survivor, None)
+        merged_ids = [d.id for d in duplicates]
+        changes["merged_ids"] = (None, merged_ids)
+        changes["moved"] = (
+            None,
+            {kind: {str(k): v for k, v in m.items()} for kind, m in moved.items()},
+        )
+        uow.record(self.entity, "merged", [(survivor.id, changes)])
+        uow.record(
+            self.entity,
+            "merged_into",
+            [
+                (d.id, {"merged_into_id": (None, survivor.id), "archived": (False, True)})
+                for d in duplicates
+            ],
+        )
+        uow.call_hook(f"crm_on_{self.plural}_merged", uow=uow, survivor=survivor, merged=duplicates)
+        return survivor
+
+    def merged_values(
+        self, survivor: M, duplicates: Sequence[M], field_sources: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The survivor's new field values: chosen sources first, then fill what is empty."""
+        by_id = {record.id: record for record in (survivor, *duplicates)}
+        values: dict[str, Any] = {}
+        for name, source_id in field_sources.items():
+            if name not in self.mergeable_fields:
+                raise ValidationError({"field_sources": [f"{name!r} cannot be chosen in a merge."]})
+            if source_id not in by_id:
+                raise ValidationError(
+                    {
+                        "field_sources": [
+                            f"{name!r}: {source_id!r} is not one of the merged records."
+                        ]
+                    }
+                )
+            values[name] = getattr(by_id[source_id], name)
+        for name in self.mergeable_fields:
+            if name in values or getattr(survivor, name) not in _EMPTY:
+                continue
+            for duplicate in duplicates:
+                if getattr(duplicate, name) not in _EMPTY:
+                    values[name] = getattr(duplicate, name)
+                    break
+        return values
+
+    # -- entity-specific parts (overridden by subclasses) ---------------------------
+
+    def column_values(self, uow: UnitOfWork, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The column values to INSERT for loaded ``data`` (same keys for every row)."""
+        columns = self.model.__table__.columns.keys()
+        return {key: value for key, value in data.items() if key in columns}
+
+    def check_references(self, uow: UnitOfWork, batch: Sequence[RecordChange]) -> None:
+        """Reject records that point to rows that don't exist (one query per reference)."""
+
+    def write_children(self, uow: UnitOfWork, changes: Sequence[RecordChange]) -> None:
+        """Insert child rows (tags, emails...) of freshly inserted records, in bulk."""
+
+    def merge_input(self, record: M, loaded: dict[str, Any]) -> dict[str, Any]:
+        """Combine a partial update with the stored record where a field is merged, not replaced."""
+        if "attributes" in loaded:
+            attributes = {**record.attributes, **loaded["attributes"]}
+            loaded["attributes"] = {k: v for k, v in attributes.items() if v is not None}
+        return loaded
+
+    def current(self, record: M, name: str) -> Any:
+        """The stored value of field ``name``, comparable with loaded input."""
+        return getattr(record, name, None)
+
+    def diff(self, record: M, data: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """``{field: (old, new)}`` for each field of ``data`` that differs from ``record``."""
+        known = set(self.model.__table__.columns.keys()) | self.child_fields
+        changes = {}
+        for name, new in data.items():
+            old = self.current(record, name) if name in known else None
+            if old != new:
+                changes[name] = (old, new)
+        return changes
+
+    def apply(self, uow: UnitOfWork, record: M, data: Mapping[str, Any]) -> None:
+        """Write ``data`` onto ``record`` (columns; subclasses handle child rows)."""
+        columns = self.model.__table__.columns.keys()
+        for name, value in data.items():
+            if name in columns:
+                setattr(record, name, value)
+
+    def move_references(
+        self, uow: UnitOfWork, survivor: M, duplicates: Sequence[M]
+    ) -> dict[str, dict[Any, list[Any]]]:
+        """Point what references the duplicates at the survivor; return what moved, by kind."""
+        return {}
+
+    # -- shared steps ---------------------------------------------------------------
+
+    def _check(self, uow: UnitOfWork, batch: list[RecordChange], *, creating: bool) -> None:
+        if not batch:
+            return
+        self.check_references(uow, batch)
+        pending = [change for change in batch if not change.rejected]
+        if pending:
+            uow.call_hook("crm_validate", uow=uow, entity=self.entity, batch=pending)
+
+    def _check_version(self, record: M, expected: int | None) -> None:
+        if expected is not None and record.version != expected:
+            raise ConflictError(self.entity, record.id, expected, record.version)
+
+    def _flush(self, uow: UnitOfWork, record: M, expected: int | None) -> None:
+        ident, version = record.id, record.version
+        try:
+            uow.session.flush()
+        except StaleDataError as exc:
+            raise ConflictError(self.entity, ident, expected or version, version + 1) from exc
+
+
+# -- helpers for reference checks ---------------------------------------------------
+
+
+def existing(
+    session: Session, model: type[Any], ids: Collection[Any], *columns: Any
+) -> dict[Any, Any]:
+    """Rows of ``model`` among ``ids``, by id, in one query (``columns`` to fetch besides id)."""
+    wanted = {ident for ident in ids if ident is not None}
+    if not wanted:
+        return {}
+    statement = select(model.id, *columns).where(model.id.in_(wanted))
+    return {row[0]: row for row in session.execute(statement)}
+
+
+def reject_missing(
+    batch: Iterable[RecordChange], field_name: str, found: Mapping[Any, Any], what: str
+) -> None:
+    """Reject each record whose ``field_name`` names an id not in ``found``."""
+    for change in batch:
+        ident = change.data.get(field_name)
+        if ident is not None and ident not in found:
+            change.reject(field_name, f"No {what} with id {ident}.")
+
+
+def _messages(exc: SchemaError) -> dict[str, Any]:
+    messages = exc.messages
+    return messages if isinstance(messages, dict) else {"_schema": list(messages)}
+
+
+def _as_id(value: Any) -> int | None:
+    """``value`` as an integer primary key, or ``None`` when it cannot be one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
