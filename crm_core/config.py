@@ -67,7 +67,7 @@ def load_settings(
     unknown = sorted(set(overrides) - _KNOWN)
     if unknown:
         raise ConfigError(unknown[0], f"unknown setting (known: {sorted(_KNOWN)})")
-    explicit_instance = overrides.get("instance_path") or env.get("CRM_INSTANCE_PATH")
+    explicit_instance = overrides.get("instance_path") or env.get("CRM_INSTANCE_PATH", "").strip()
     instance = Path(explicit_instance or "instance").absolute()
     raw: dict[str, Any] = {}
     path = _find_config_file(config_file or env.get("CRM_CONFIG"), instance)
@@ -111,11 +111,16 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    """``CRM_*`` variables by setting name; an empty variable counts as unset.
+
+    (``CRM_DATABASE_URL=${DB_URL}`` with ``DB_URL`` unset must not silently replace
+    the database of ``crm.toml`` with a new SQLite file.)
+    """
     values: dict[str, Any] = {}
     for name in _KNOWN - {"instance_path", "custom_attributes"}:
-        key = ENV_PREFIX + name.upper()
-        if key in env:
-            values[name] = env[key]
+        value = env.get(ENV_PREFIX + name.upper(), "")
+        if value.strip():
+            values[name] = value
     attributes = env.get("CRM_CUSTOM_ATTRIBUTES", "").strip()
     if attributes:
         try:

@@ -215,6 +215,18 @@ def generate_demo_data(
     )
 
 
+def customer_rows(
+    count: int, *, seed: int = 42, owner_ids: Sequence[int | None] = (None,)
+) -> list[dict[str, Any]]:
+    """``count`` realistic customer rows, as ``customers.bulk_create`` takes them.
+
+    No database is needed: benchmarks and tests use it to prepare input.
+    ``owner_ids`` are picked from at random (leads are sometimes left unowned).
+    """
+    generator = _Generator(seed, utcnow(), 1)
+    return [generator.customer(owner_ids).row for _ in range(count)]
+
+
 @dataclass
 class _Plan:
     """A generated customer row and what its contacts and interactions need to know."""
@@ -320,7 +332,7 @@ class _Generator:
 
     # -- customers ------------------------------------------------------------------
 
-    def customer(self, owner_ids: Sequence[int]) -> _Plan:
+    def customer(self, owner_ids: Sequence[int | None]) -> _Plan:
         """One company (70 %) or person with an address in one of :data:`COUNTRIES`."""
         rng = self.rng
         country = rng.choices(COUNTRIES, weights=[c.weight for c in COUNTRIES])[0]

@@ -51,12 +51,14 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 # ---------------------------------------------------------------------------
 
 
-@hookspec(historic=True)
+@hookspec
 def crm_addhooks(pm: pluggy.PluginManager) -> None:
     """Add hook specifications of your own plugin for other plugins to implement.
 
-    Called once per plugin right after it is registered (historic: plugins
-    registered later still see it). Call ``pm.add_hookspecs(my_hookspecs_module)``.
+    Called once per plugin, in load order, before any plugin is registered, so that
+    every implementation of the new hooks is checked against its spec when its
+    plugin registers. Call ``pm.add_hookspecs(my_hookspecs_module)``; a plugin whose
+    ``crm_addhooks`` raises is refused.
     Implementations of another plugin's hooks should be marked
     ``@hookimpl(optionalhook=True)`` unless that plugin is a hard dependency.
     """

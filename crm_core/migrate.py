@@ -47,12 +47,13 @@ class BranchStatus:
 def alembic_config(crm: CRM, *, connection: Connection | None = None) -> Config:
     """An Alembic :class:`~alembic.config.Config` for core plus every enabled plugin."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", _escape(str(MIGRATIONS)))
     folders = [str(MIGRATIONS / "versions")]
     for plugin_folders in crm.registry.migration_folders.values():
         folders.extend(plugin_folders)
-    config.set_main_option("version_locations", " ".join(folders))
-    config.set_main_option("path_separator", "space")
+    # One folder per line: a folder's path may hold spaces.
+    config.set_main_option("version_locations", "\n".join(_escape(f) for f in folders))
+    config.set_main_option("path_separator", "newline")
     config.attributes["crm"] = crm
     if connection is not None:
         config.attributes["connection"] = connection
@@ -61,49 +62,80 @@ def alembic_config(crm: CRM, *, connection: Connection | None = None) -> Config:
 
 def upgrade(crm: CRM, target: str = "heads", *, connection: Connection | None = None) -> None:
     """Take core and every plugin branch to ``target`` (default: all heads)."""
-    command.upgrade(alembic_config(crm, connection=connection), target)
+    config = alembic_config(crm, connection=connection)
+    _refuse_unknown(crm, config, connection)
+    command.upgrade(config, target)
 
 
 def downgrade(crm: CRM, target: str, *, connection: Connection | None = None) -> None:
     """Go back to ``target``, e.g. ``crm_testplugin@base`` to drop a plugin's tables."""
-    command.downgrade(alembic_config(crm, connection=connection), target)
+    config = alembic_config(crm, connection=connection)
+    _refuse_unknown(crm, config, connection)
+    command.downgrade(config, target)
 
 
 def check(crm: CRM, *, connection: Connection | None = None) -> None:
-    """Raise when the models and the migrations disagree (Alembic's ``check``)."""
-    command.check(alembic_config(crm, connection=connection))
+    """Raise when the models and the migrations disagree (Alembic's ``check``).
+
+    Only the tables of core and of the enabled plugins are compared.
+    """
+    config = alembic_config(crm, connection=connection)
+    _refuse_unknown(crm, config, connection)
+    command.check(config)
 
 
 def status(crm: CRM) -> list[BranchStatus]:
-    """Each branch's current revision in the database and its head in the scripts."""
+    """Each branch's current revision in the database and its head in the scripts.
+
+    Core comes first, then the plugins' branches by name. Alembic records a revision
+    that another one ``depends_on`` only through that one (core's revision is implied
+    by a plugin's that depends on it), so the applied revisions are worked out from
+    the whole ancestry of what the database records. Revisions of code that is not
+    enabled (:func:`unknown_revisions`) cannot be followed: what they imply is shown
+    as not applied.
+    """
     script = ScriptDirectory.from_config(alembic_config(crm))
     with crm.engine.connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
+        current = MigrationContext.configure(connection).get_current_heads()
+    known = {rev.revision for rev in script.walk_revisions()}
+    applied: set[str] = set()
+    for rev in current:
+        if rev in known:
+            applied.update(r.revision for r in script.iterate_revisions(rev, "base"))
     result = []
-    for head in sorted(script.get_revisions("heads"), key=lambda r: _branch_of(script, r)):
-        branch = _branch_of(script, head)
-        lineage = {rev.revision for rev in script.iterate_revisions(head.revision, "base")}
-        applied = next((rev for rev in current if rev in lineage), None)
-        result.append(BranchStatus(branch=branch, current=applied, head=head.revision))
+    for branch in _branches(script):
+        head = _branch_head(script, branch)
+        at = next(
+            (
+                rev.revision
+                for rev in script.iterate_revisions(head, "base")
+                if rev.revision in applied and _in_branch(rev, branch)
+            ),
+            None,
+        )
+        result.append(BranchStatus(branch=branch, current=at, head=head))
     return result
 
 
-def unknown_revisions(crm: CRM) -> list[str]:
+def unknown_revisions(crm: CRM, *, connection: Connection | None = None) -> list[str]:
     """Revisions recorded in the database that no installed branch knows (plugin removed)."""
-    script = ScriptDirectory.from_config(alembic_config(crm))
-    known = {rev.revision for rev in script.walk_revisions()}
-    with crm.engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_heads()
-    return [rev for rev in current if rev not in known]
+    return _unknown(crm, ScriptDirectory.from_config(alembic_config(crm)), connection)
 
 
 def revision(
-    crm: CRM, plugin: str, message: str, *, autogenerate: bool = True
+    crm: CRM,
+    plugin: str,
+    message: str,
+    *,
+    autogenerate: bool = True,
+    rev_id: str | None = None,
 ) -> Any:
     """Write a new revision for ``plugin``'s branch (its first one starts the branch).
 
     With ``autogenerate``, only the plugin's own tables are compared, so the
-    revision does not pick up core's or other plugins' changes.
+    revision does not pick up core's or other plugins' changes; the database must
+    be at every head. A plugin's first revision ``depends_on`` core's head.
+    ``rev_id`` names the revision (default: a random id).
     """
     config = alembic_config(crm)
     if plugin == CORE_BRANCH:
@@ -117,16 +149,16 @@ def revision(
         folder = folders[0]
     config.attributes["only_plugin"] = plugin
     script = ScriptDirectory.from_config(config)
-    has_branch = any(
-        plugin in (rev.branch_labels or ()) for rev in script.walk_revisions()
-    )
+    has_branch = any(plugin in (rev.branch_labels or ()) for rev in script.walk_revisions())
     kwargs: dict[str, Any] = {"message": message, "autogenerate": autogenerate}
     if has_branch:
         kwargs["head"] = f"{plugin}@head"
     else:
         kwargs.update(head="base", branch_label=plugin, version_path=folder)
         if plugin != CORE_BRANCH:
-            kwargs["depends_on"] = _core_head(script)
+            kwargs["depends_on"] = _branch_head(script, CORE_BRANCH)
+    if rev_id is not None:
+        kwargs["rev_id"] = rev_id
     return command.revision(config, **kwargs)
 
 
@@ -149,15 +181,50 @@ def include_object_for(crm: CRM, only_plugin: str | None) -> Callable[..., bool]
     return include_object
 
 
-def _branch_of(script: ScriptDirectory, revision: Any) -> str:
-    for rev in script.iterate_revisions(revision.revision, "base"):
-        if rev.branch_labels:
-            return sorted(rev.branch_labels)[0]
-    return "?"
+def _escape(value: str) -> str:
+    """Alembic's options are interpolated (``%(here)s``): keep a ``%`` in a path literal."""
+    return value.replace("%", "%%")
 
 
-def _core_head(script: ScriptDirectory) -> str | None:
-    for head in script.get_revisions("heads"):
-        if _branch_of(script, head) == CORE_BRANCH:
-            return head.revision
-    return None
+def _unknown(crm: CRM, script: ScriptDirectory, connection: Connection | None) -> list[str]:
+    known = {rev.revision for rev in script.walk_revisions()}
+    if connection is not None:
+        current = MigrationContext.configure(connection).get_current_heads()
+    else:
+        with crm.engine.connect() as own:
+            current = MigrationContext.configure(own).get_current_heads()
+    return sorted(rev for rev in current if rev not in known)
+
+
+def _refuse_unknown(crm: CRM, config: Config, connection: Connection | None) -> None:
+    """Explain, instead of Alembic's "Can't locate revision", what to do about a removed plugin."""
+    unknown = _unknown(crm, ScriptDirectory.from_config(config), connection)
+    if unknown:
+        raise CRMError(
+            f"the database records migration revision(s) {', '.join(unknown)} that no enabled "
+            "code provides: a plugin whose tables are in this database was uninstalled or "
+            "disabled. Enable or reinstall it to migrate; to remove a plugin for good, first "
+            "drop its tables with `crm db downgrade <plugin>@base` while it is enabled."
+        )
+
+
+def _in_branch(rev: Any, branch: str) -> bool:
+    labels = rev.branch_labels or ()
+    return branch in labels or (not labels and rev.revision == branch)
+
+
+def _branches(script: ScriptDirectory) -> list[str]:
+    """Every branch's name, core first: the label of each base (an unlabelled base: its id)."""
+    names = set()
+    for rev in script.walk_revisions():
+        if rev.is_base:
+            labels = sorted(rev.branch_labels or ())
+            names.add(labels[0] if labels else rev.revision)
+    return sorted(names, key=lambda name: (name != CORE_BRANCH, name))
+
+
+def _branch_head(script: ScriptDirectory, branch: str) -> str:
+    """The head of ``branch`` (even when another branch depends on it, unlike "heads")."""
+    head = script.get_revision(f"{branch}@head")
+    assert head is not None
+    return head.revision

@@ -6,12 +6,17 @@ holding its hook implementations and a ``manifest``
 (:class:`PluginManifest`). Loading:
 
 1. discover entry points (plus plugins passed in code, e.g. by tests);
-2. apply the configuration's allow-list and deny-list;
+2. apply the configuration's allow-list (to installed plugins; plugins passed in
+   code are always wanted) and deny-list (to all);
 3. import each plugin; one that raises is reported and skipped (strict mode: fatal);
 4. check its manifest: the crm_core API range it supports and its required plugins;
-5. sort the survivors topologically (ties by name) and register them with pluggy;
-6. let plugins add hookspecs (``crm_addhooks``) and verify every implementation
+5. sort the survivors topologically (ties by name);
+6. let them add hookspecs (``crm_addhooks``), in that order;
+7. register them with pluggy so that hooks run in load order (core's first, then
+   a dependency's before its dependents'), and verify every implementation
    matches a spec, so a misspelled hook is an error instead of silence.
+
+A plugin refused at any step takes the plugins that require it along.
 
 The manager lives on a :class:`crm_core.runtime.CRM`, never in a global.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import graphlib
+import inspect
 import logging
 import traceback
 from collections.abc import Iterable, Sequence
@@ -116,13 +122,14 @@ class PluginRegistry:
             self._consider(candidate)
         self._refuse_missing_dependencies()
         order = self._load_order()
+        self._add_hooks(order)
         # pluggy calls the plugin registered last first. Register in reverse load order,
         # core last, so that hooks run in load order: core, then each dependency
         # before the plugins that depend on it.
         for info in reversed(order):
-            self._register(info)
+            if info.state is PluginState.ENABLED:
+                self._register(info)
         self.pm.register(builtin, name="crm_core")
-        self._add_hooks(order)
         self._check_hook_names()
         self._refuse_missing_dependencies()
         ordered = [info.name for info in order]
@@ -283,19 +290,27 @@ class PluginRegistry:
     def _add_hooks(self, order: Sequence[PluginInfo]) -> None:
         """Let each plugin, in load order, add hookspecs (``crm_addhooks``); refuse one that fails.
 
-        Called once per plugin rather than through pluggy's historic call, so that a
-        plugin whose ``crm_addhooks`` raises is refused alone.
+        This runs before any plugin is registered, so pluggy checks every implementation
+        against every spec as it registers it, and a mismatch refuses the implementing
+        plugin, not the one that published the hook. (It replaces pluggy's historic
+        call, which would come too late for that.)
         """
-        impls = self.pm.hook.crm_addhooks.get_hookimpls()
-        kwargs = {"pm": self.pm}
         for info in order:
-            for impl in impls:
-                if impl.plugin is not info.module or info.state is not PluginState.ENABLED:
-                    continue
+            for function in self._addhooks_functions(info.module):
                 try:
-                    impl.function(*(kwargs[name] for name in impl.argnames))
+                    wanted = inspect.signature(function).parameters
+                    function(**({"pm": self.pm} if "pm" in wanted else {}))
                 except Exception as exc:
                     self._refuse(info, f"crm_addhooks failed: {type(exc).__name__}: {exc}", exc)
+                    break
+
+    def _addhooks_functions(self, module: Any) -> list[Any]:
+        functions = []
+        for attribute in dir(module):
+            opts = self.pm.parse_hookimpl_opts(module, attribute)
+            if opts is not None and (opts.get("specname") or attribute) == "crm_addhooks":
+                functions.append(getattr(module, attribute))
+        return functions
 
     def _check_hook_names(self) -> None:
         for info in self.enabled:

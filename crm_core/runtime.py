@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_core.config import Settings, load_settings
-from crm_core.db import create_db_engine
+from crm_core.db import Base, create_db_engine
 from crm_core.errors import ConfigError, PluginError
 from crm_core.extensions import (
     Channel,
@@ -32,6 +32,10 @@ from crm_core.models import User
 from crm_core.plugins import PluginRegistry
 from crm_core.schemas import schema_for
 from crm_core.services.unit_of_work import UnitOfWork, transaction
+
+#: Core's tables: those on ``Base.metadata`` once core's models are imported. A plugin
+#: imports crm_core before it declares a model, so no plugin's table is among them.
+CORE_TABLES = frozenset(Base.metadata.tables)
 
 
 @dataclass
@@ -134,9 +138,8 @@ class CRM:
         target[key] = item
 
     def _collect_models(self) -> None:
-        from crm_core.db import Base
-
-        core_tables = set(Base.metadata.tables)
+        # Only core's and the enabled plugins' tables: a disabled plugin's models may
+        # still be on Base.metadata (imported earlier in the process), but are not ours.
         plugin_tables: dict[str, str] = {}
         for plugin_name, models in self.call_each("crm_register_models"):
             for model in models:
@@ -147,8 +150,8 @@ class CRM:
                         f"{plugin_tables[table]!r}"
                     )
                 plugin_tables[table] = plugin_name
-        for table in core_tables:
-            self.registry.models[table] = plugin_tables.get(table, "crm_core")
+        self.registry.models.update(dict.fromkeys(sorted(CORE_TABLES), "crm_core"))
+        self.registry.models.update(plugin_tables)
 
 
 def _attribute_from_config(key: str, spec: Mapping[str, Any]) -> CustomAttribute:

@@ -22,6 +22,7 @@ from crm_core.cli import db, demo, plugins, serve, shell, user
 from crm_core.cli.common import get_crm
 from crm_core.errors import CRMError
 from crm_core.runtime import CRM
+from crm_core.version import __version__
 
 __all__ = ["CRMGroup", "cli", "get_crm", "main"]
 
@@ -60,22 +61,22 @@ class CRMGroup(FlaskGroup):
         crm: CRM = app.extensions["crm"]
         commands: dict[str, click.Command] = {}
         owners: dict[str, str] = {}
-        for impl in reversed(crm.pm.hook.crm_register_commands.get_hookimpls()):
-            for command in impl.function() or ():
+        for plugin_name, registered in crm.call_each("crm_register_commands"):
+            for command in registered:
                 name = command.name or ""
                 if name in self.commands:
                     raise click.ClickException(
-                        f"plugin {impl.plugin_name!r} registers the command {name!r}, which is "
+                        f"plugin {plugin_name!r} registers the command {name!r}, which is "
                         f"a core command of crm: rename it in the plugin, or disable the plugin "
-                        f"(CRM_DISABLED_PLUGINS={impl.plugin_name})"
+                        f"(CRM_DISABLED_PLUGINS={plugin_name})"
                     )
                 if name in commands:
                     raise click.ClickException(
-                        f"plugins {owners[name]!r} and {impl.plugin_name!r} both register the "
+                        f"plugins {owners[name]!r} and {plugin_name!r} both register the "
                         f"command {name!r}: disable one of them (CRM_DISABLED_PLUGINS=...)"
                     )
                 commands[name] = command
-                owners[name] = impl.plugin_name
+                owners[name] = plugin_name
         app.extensions[_PLUGIN_COMMANDS] = commands
         return commands
 
@@ -125,8 +126,10 @@ cli = CRMGroup(
     name="crm",
     create_app=_create_app,
     add_default_commands=False,
-    help=__doc__.split("\n\n")[0] if __doc__ else None,
+    add_version_option=False,
+    help="Run and administer a crm-core installation (settings: crm.toml and CRM_* variables).",
 )
+click.version_option(__version__, "--version", prog_name="crm-core")(cli)
 cli.add_command(db.db)
 cli.add_command(serve.serve)
 cli.add_command(demo.demo)

@@ -22,7 +22,7 @@ def _read_password(password: str | None, from_stdin: bool) -> str:
     if password is not None and from_stdin:
         raise click.UsageError("give either --password or --password-stdin, not both")
     if from_stdin:
-        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        password = sys.stdin.readline().rstrip("\r\n")
     elif password is None:
         if not _stdin_is_tty():
             raise click.UsageError(

@@ -126,12 +126,19 @@ class UnitOfWork:
                     "available_at": now,
                 }
             )
-        self.session.execute(insert(AuditEntry), audit_rows)
-        self.session.execute(insert(OutboxEvent), event_rows)
+        # Core executemany: these rows are never read back in this transaction.
+        connection = self.session.connection()
+        connection.execute(insert(AuditEntry.__table__), audit_rows)
+        connection.execute(insert(OutboxEvent.__table__), event_rows)
+
+
+_PLAIN = frozenset({str, int, float, bool})
 
 
 def _jsonable(value: Any) -> Any:
     """Turn dates, decimals and enums into JSON-friendly values."""
+    if value is None or type(value) in _PLAIN:
+        return value
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

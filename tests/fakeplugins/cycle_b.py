@@ -1,0 +1,8 @@
+"""Half of a dependency cycle: requires ``fake_cycle_a``."""
+
+from __future__ import annotations
+
+from crm_core import PluginManifest
+
+PLUGIN_NAME = "fake_cycle_b"
+manifest = PluginManifest(core_api=">=1.0,<2", requires=("fake_cycle_a",))

@@ -1,0 +1,130 @@
+"""The docs follow the code: every hook and every setting is documented, and nothing stale is."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crm_core import hookspecs
+from crm_core.config import Settings
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+SPEC_MARKER = f"{hookspecs.PROJECT_NAME}_spec"
+
+
+def hookspec_functions() -> dict[str, Callable[..., Any]]:
+    """Every ``crm_*`` function of crm_core.hookspecs that carries pluggy's spec marker."""
+    return {
+        name: function
+        for name, function in vars(hookspecs).items()
+        if name.startswith("crm_") and callable(function) and hasattr(function, SPEC_MARKER)
+    }
+
+
+HOOKSPECS = hookspec_functions()
+
+
+def sections(path: Path, level: str = "###") -> dict[str, str]:
+    """``{heading: text up to the next heading of that level or above}`` of a Markdown file."""
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r"^```.*?^```", lambda m: m.group(0).replace("#", "\0"), text, flags=re.M | re.S)
+    found: dict[str, str] = {}
+    parts = re.split(rf"^{level} +(.+?) *$", text, flags=re.M)
+    for heading, body in zip(parts[1::2], parts[2::2], strict=True):
+        body = re.split(rf"^#{{1,{len(level)}}} ", body, flags=re.M)[0]
+        heading = heading.strip("`")
+        assert heading not in found, f"{path.name}: {heading!r} is documented twice"
+        found[heading] = body.replace("\0", "#")
+    return found
+
+
+HOOK_SECTIONS = sections(DOCS / "hooks.md")
+
+
+def test_hookspecs_are_found() -> None:
+    # Guards the discovery above: if pluggy renamed its marker, every test here would pass.
+    assert {"crm_startup", "crm_validate", "crm_on_customers_created"} <= set(HOOKSPECS)
+
+
+@pytest.mark.parametrize("name", sorted(HOOKSPECS))
+def test_hook_is_documented(name: str) -> None:
+    assert name in HOOK_SECTIONS, f"docs/hooks.md has no '### {name}' section"
+
+
+def test_docs_document_no_removed_hooks() -> None:
+    stale = sorted(name for name in HOOK_SECTIONS if name not in HOOKSPECS)
+    assert not stale, f"docs/hooks.md documents hooks that crm_core.hookspecs lacks: {stale}"
+
+
+@pytest.mark.parametrize("name", sorted(HOOKSPECS))
+def test_hook_has_a_docstring(name: str) -> None:
+    doc = inspect.getdoc(HOOKSPECS[name])
+    assert doc and doc.strip(), f"hookspec {name} has no docstring"
+
+
+@pytest.mark.parametrize("name", sorted(HOOKSPECS))
+def test_documented_signature_matches_the_spec(name: str) -> None:
+    """The first code block of a hook's section is its signature, exactly as in the code."""
+    section = HOOK_SECTIONS.get(name)
+    if section is None:
+        pytest.fail(f"docs/hooks.md has no '### {name}' section")
+    block = re.search(r"^```python\n(.*?)^```", section, flags=re.M | re.S)
+    assert block, f"docs/hooks.md, {name}: no ```python block with the signature"
+    documented = " ".join(block.group(1).split())
+    actual = name + str(inspect.signature(HOOKSPECS[name])).replace("'", "")
+    assert documented == actual
+    # The signature also parses, so readers can copy it.
+    ast.parse(f"def {documented}: pass")
+
+
+@pytest.mark.parametrize("name", sorted(HOOKSPECS))
+def test_hook_calling_convention_is_stated(name: str) -> None:
+    options = getattr(HOOKSPECS[name], SPEC_MARKER)
+    section = HOOK_SECTIONS.get(name, "")
+    for option in ("historic", "firstresult"):
+        if options.get(option):
+            assert option in section.lower(), f"docs/hooks.md, {name}: say that it is {option}"
+
+
+def test_hook_examples_implement_the_hook_they_document() -> None:
+    for name, section in HOOK_SECTIONS.items():
+        assert f"def {name}(" in section, f"docs/hooks.md, {name}: no example implementation"
+
+
+# -- configuration -----------------------------------------------------------------------
+
+SETTINGS_FIELDS = [f.name for f in dataclasses.fields(Settings)]
+SETTING_SECTIONS = sections(DOCS / "configuration.md")
+
+
+@pytest.mark.parametrize("name", SETTINGS_FIELDS)
+def test_setting_is_documented(name: str) -> None:
+    section = SETTING_SECTIONS.get(name)
+    assert section is not None, f"docs/configuration.md has no '### {name}' section"
+    assert f"CRM_{name.upper()}" in section, f"docs/configuration.md, {name}: name its variable"
+
+
+def test_configuration_documents_no_removed_settings() -> None:
+    stale = sorted(set(SETTING_SECTIONS) - set(SETTINGS_FIELDS))
+    assert not stale, f"docs/configuration.md documents settings Settings lacks: {stale}"
+
+
+# -- links between the docs ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", sorted([*DOCS.glob("*.md"), DOCS.parent / "README.md"]), ids=lambda p: p.name
+)
+def test_relative_links_point_to_existing_files(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+        if "://" in target or target.startswith("mailto:"):
+            continue
+        assert (path.parent / target).exists(), f"{path.name} links to missing {target}"
