@@ -62,8 +62,14 @@ class _Country:
 
 
 COUNTRIES = (
-    _Country("US", "en_US", 30, "com", "USD", ("America/New_York", "America/Chicago",
-                                                "America/Denver", "America/Los_Angeles")),
+    _Country(
+        "US",
+        "en_US",
+        30,
+        "com",
+        "USD",
+        ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"),
+    ),
     _Country("GB", "en_GB", 15, "co.uk", "GBP", ("Europe/London",)),
     _Country("DE", "de_DE", 20, "de", "EUR", ("Europe/Berlin",)),
     _Country("FR", "fr_FR", 10, "fr", "EUR", ("Europe/Paris",)),
@@ -75,33 +81,87 @@ COUNTRIES = (
 )
 
 INDUSTRIES = (
-    "Manufacturing", "Retail", "Wholesale", "Software", "IT services", "Logistics",
-    "Construction", "Healthcare", "Hospitality", "Financial services", "Legal services",
-    "Education", "Energy", "Agriculture", "Automotive", "Media", "Real estate",
-    "Public sector", "Non-profit", "Consulting",
+    "Manufacturing",
+    "Retail",
+    "Wholesale",
+    "Software",
+    "IT services",
+    "Logistics",
+    "Construction",
+    "Healthcare",
+    "Hospitality",
+    "Financial services",
+    "Legal services",
+    "Education",
+    "Energy",
+    "Agriculture",
+    "Automotive",
+    "Media",
+    "Real estate",
+    "Public sector",
+    "Non-profit",
+    "Consulting",
 )
 STAGES = ("lead", "prospect", "customer", "former")
 STAGE_WEIGHTS = (30, 25, 35, 10)
 TAGS = (
-    "newsletter", "vip", "partner", "reseller", "referral", "trade-fair", "webinar",
-    "key-account", "public-tender", "churn-risk", "upsell", "payment-terms-60d",
+    "newsletter",
+    "vip",
+    "partner",
+    "reseller",
+    "referral",
+    "trade-fair",
+    "webinar",
+    "key-account",
+    "public-tender",
+    "churn-risk",
+    "upsell",
+    "payment-terms-60d",
 )
 JOB_TITLES = (
-    "Head of Purchasing", "Procurement Manager", "IT Manager", "CFO", "Office Manager",
-    "Sales Director", "Marketing Manager", "Operations Manager", "Project Manager",
-    "Head of HR", "Accountant", "Assistant to the Managing Director", "CTO", "Buyer",
-    "Facility Manager", "Team Lead Customer Service",
+    "Head of Purchasing",
+    "Procurement Manager",
+    "IT Manager",
+    "CFO",
+    "Office Manager",
+    "Sales Director",
+    "Marketing Manager",
+    "Operations Manager",
+    "Project Manager",
+    "Head of HR",
+    "Accountant",
+    "Assistant to the Managing Director",
+    "CTO",
+    "Buyer",
+    "Facility Manager",
+    "Team Lead Customer Service",
 )
 DECISION_MAKERS = ("CEO", "Managing Director", "Owner", "General Manager")
 PRODUCTS = (
-    ("Starter plan", 49), ("Business plan", 149), ("Enterprise plan", 990),
-    ("Onboarding workshop", 1200), ("Support package", 390), ("Data migration", 2400),
-    ("API add-on", 99), ("Training day", 850), ("Hardware kit", 640), ("Extra seats (10)", 290),
+    ("Starter plan", 49),
+    ("Business plan", 149),
+    ("Enterprise plan", 990),
+    ("Onboarding workshop", 1200),
+    ("Support package", 390),
+    ("Data migration", 2400),
+    ("API add-on", 99),
+    ("Training day", 850),
+    ("Hardware kit", 640),
+    ("Extra seats (10)", 290),
 )
 TOPICS = (
-    "pricing", "the renewal", "the rollout plan", "data migration", "user training",
-    "the integration with their ERP", "an upgrade to the Business plan", "delivery dates",
-    "the open invoice", "their budget for next quarter", "a pilot project", "support hours",
+    "pricing",
+    "the renewal",
+    "the rollout plan",
+    "data migration",
+    "user training",
+    "the integration with their ERP",
+    "an upgrade to the Business plan",
+    "delivery dates",
+    "the open invoice",
+    "their budget for next quarter",
+    "a pilot project",
+    "support hours",
 )
 OUTCOMES = (
     "They are interested and want a written offer",
@@ -114,40 +174,91 @@ OUTCOMES = (
     "All questions answered",
 )
 NEXT_STEPS = (
-    "send the quote", "schedule a demo", "call back in two weeks", "send references",
-    "prepare the contract", "invite to the webinar", "involve a technician",
+    "send the quote",
+    "schedule a demo",
+    "call back in two weeks",
+    "send references",
+    "prepare the contract",
+    "invite to the webinar",
+    "involve a technician",
 )
 PROBLEMS = (
-    "cannot log in", "export to CSV fails", "invoice address is wrong",
-    "synchronisation stopped", "slow search results", "password reset mail not arriving",
-    "wrong VAT rate on invoice", "printer integration not working", "missing delivery",
+    "cannot log in",
+    "export to CSV fails",
+    "invoice address is wrong",
+    "synchronisation stopped",
+    "slow search results",
+    "password reset mail not arriving",
+    "wrong VAT rate on invoice",
+    "printer integration not working",
+    "missing delivery",
 )
 WEB_EVENTS = (
     ("Visited the pricing page", "Viewed /pricing for {minutes} minutes, then /features."),
     ("Downloaded a whitepaper", "Downloaded 'CRM best practices for {industry}'."),
     ("Signed up for the newsletter", "Double opt-in confirmed."),
-    ("Requested a demo via the website", "Web form: 'We are {size} people, interested in "
-     "{product}.'"),
+    (
+        "Requested a demo via the website",
+        "Web form: 'We are {size} people, interested in {product}.'",
+    ),
     ("Registered for a webinar", "Webinar: 'Getting more out of {product}'."),
 )
 
 #: Relative frequency of each channel per lifecycle stage (every channel occurs).
 CHANNEL_WEIGHTS: dict[str, dict[str, float]] = {
-    "lead": {"web": 4, "email": 3, "call": 2, "chat": 1.5, "note": 1, "meeting": 0.5,
-             "sms": 0.2, "letter": 0.2},
-    "prospect": {"email": 4, "call": 3, "meeting": 2, "note": 2, "web": 1, "chat": 1,
-                 "letter": 0.5, "sms": 0.5},
-    "customer": {"email": 4, "call": 2, "meeting": 1, "note": 1, "purchase": 2.5,
-                 "ticket": 1.5, "chat": 1, "sms": 0.5, "letter": 0.5, "web": 1},
+    "lead": {
+        "web": 4,
+        "email": 3,
+        "call": 2,
+        "chat": 1.5,
+        "note": 1,
+        "meeting": 0.5,
+        "sms": 0.2,
+        "letter": 0.2,
+    },
+    "prospect": {
+        "email": 4,
+        "call": 3,
+        "meeting": 2,
+        "note": 2,
+        "web": 1,
+        "chat": 1,
+        "letter": 0.5,
+        "sms": 0.5,
+    },
+    "customer": {
+        "email": 4,
+        "call": 2,
+        "meeting": 1,
+        "note": 1,
+        "purchase": 2.5,
+        "ticket": 1.5,
+        "chat": 1,
+        "sms": 0.5,
+        "letter": 0.5,
+        "web": 1,
+    },
     "former": {"email": 2, "call": 1, "ticket": 1.5, "purchase": 1, "letter": 1, "note": 1},
 }
 #: Interactions per month a customer in each stage gets, as a (low, high) range.
-MONTHLY_RATE = {"lead": (0.4, 1.5), "prospect": (1.0, 3.0), "customer": (1.5, 4.0),
-                "former": (0.3, 1.0)}
+MONTHLY_RATE = {
+    "lead": (0.4, 1.5),
+    "prospect": (1.0, 3.0),
+    "customer": (1.5, 4.0),
+    "former": (0.3, 1.0),
+}
 #: Share of interactions we start ("out"); ``None``: the channel has no direction.
 OUTBOUND_SHARE: dict[str, float | None] = {
-    "call": 0.55, "email": 0.5, "meeting": 0.8, "letter": 0.7, "chat": 0.2, "sms": 0.85,
-    "ticket": 0.05, "note": None, "web": None, "purchase": None,
+    "call": 0.55,
+    "email": 0.5,
+    "meeting": 0.8,
+    "letter": 0.7,
+    "chat": 0.2,
+    "sms": 0.85,
+    "ticket": 0.05,
+    "note": None,
+    "web": None,
+    "purchase": None,
 }
 #: Channels that happen at any time of day and week (the customer's doing).
 ANY_TIME = frozenset({"web", "purchase", "chat"})
@@ -266,8 +377,12 @@ class _Generator:
         staff = [
             services.users.create(
                 uow,
-                {"email": DEMO_EMAIL, "name": "Demo Admin", "password": password,
-                 "roles": ["admin"]},
+                {
+                    "email": DEMO_EMAIL,
+                    "name": "Demo Admin",
+                    "password": password,
+                    "roles": ["admin"],
+                },
             )
         ]
         faker = self.fakers["en_US"]
@@ -281,8 +396,12 @@ class _Generator:
             staff.append(
                 services.users.create(
                     uow,
-                    {"email": email, "name": f"{first} {last}", "password": password,
-                     "roles": ["sales"]},
+                    {
+                        "email": email,
+                        "name": f"{first} {last}",
+                        "password": password,
+                        "roles": ["sales"],
+                    },
                 )
             )
         return staff
@@ -306,7 +425,7 @@ class _Generator:
         contact_records: list[Any] = []
         for start in range(0, len(contact_rows), size):
             contact_records += _bulk(
-                services.contacts.bulk_create, uow, contact_rows[start:start + size], "contact"
+                services.contacts.bulk_create, uow, contact_rows[start : start + size], "contact"
             )
         contacts_by_customer: dict[int, list[Any]] = {}
         for position, record in zip(owners_of_contacts, contact_records, strict=True):
@@ -318,7 +437,7 @@ class _Generator:
         ]
         interaction_rows.sort(key=lambda row: row["occurred_at"])
         for start in range(0, len(interaction_rows), size):
-            batch = interaction_rows[start:start + size]
+            batch = interaction_rows[start : start + size]
             _bulk(services.interactions.bulk_create, uow, batch, "interaction")
         channels: dict[str, int] = {}
         for row in interaction_rows:
@@ -511,60 +630,104 @@ class _Generator:
         currency = plan.country.currency
         if channel == "call":
             if direction == "out":
-                return (f"Call about {topic}",
-                        f"Called {who} about {topic}. {outcome}. Next step: {step}.")
-            return (f"Inbound call: question about {topic}",
-                    f"{who} called with a question about {topic}. {outcome}.")
+                return (
+                    f"Call about {topic}",
+                    f"Called {who} about {topic}. {outcome}. Next step: {step}.",
+                )
+            return (
+                f"Inbound call: question about {topic}",
+                f"{who} called with a question about {topic}. {outcome}.",
+            )
         if channel == "email":
             if direction == "out":
-                subject = rng.choice((f"Your offer for the {product}", f"Re: {topic}",
-                                      f"Follow-up: {topic}"))
-                return (subject, f"Hello {name},\n\nthank you for your time. As discussed, "
-                        f"here are the details on {topic}. The {product} is {price} {currency} "
-                        "per unit.\n\nKind regards")
-            subject = rng.choice((f"Question about the {product}", f"Re: Your offer for the "
-                                  f"{product}", f"Invoice query ({topic})"))
-            return (subject, f"Hi,\n\ncould you tell us more about {topic}? "
-                    f"{outcome}.\n\nBest,\n{who}")
+                subject = rng.choice(
+                    (f"Your offer for the {product}", f"Re: {topic}", f"Follow-up: {topic}")
+                )
+                return (
+                    subject,
+                    f"Hello {name},\n\nthank you for your time. As discussed, "
+                    f"here are the details on {topic}. The {product} is {price} {currency} "
+                    "per unit.\n\nKind regards",
+                )
+            subject = rng.choice(
+                (
+                    f"Question about the {product}",
+                    f"Re: Your offer for the {product}",
+                    f"Invoice query ({topic})",
+                )
+            )
+            return (
+                subject,
+                f"Hi,\n\ncould you tell us more about {topic}? {outcome}.\n\nBest,\n{who}",
+            )
         if channel == "meeting":
-            title = rng.choice((f"Product demo: {product}", "Quarterly review",
-                                f"Workshop on {topic}", "Kick-off meeting"))
-            return (title, f"Participants: {who} and our account manager.\n"
-                    f"Discussed {topic}. {outcome}. Next step: {step}.")
+            title = rng.choice(
+                (
+                    f"Product demo: {product}",
+                    "Quarterly review",
+                    f"Workshop on {topic}",
+                    "Kick-off meeting",
+                )
+            )
+            return (
+                title,
+                f"Participants: {who} and our account manager.\n"
+                f"Discussed {topic}. {outcome}. Next step: {step}.",
+            )
         if channel == "note":
-            return (rng.choice(("Internal note", "Account note", "Reminder")),
-                    f"{who}: {outcome.lower()}. Remember to {step}.")
+            return (
+                rng.choice(("Internal note", "Account note", "Reminder")),
+                f"{who}: {outcome.lower()}. Remember to {step}.",
+            )
         if channel == "letter":
             if direction == "out":
-                return (rng.choice(("Contract documents", "Annual price adjustment",
-                                    "Order confirmation by post")),
-                        f"Sent by post to {plan.row['street']}, {plan.row['city']}.")
+                return (
+                    rng.choice(
+                        (
+                            "Contract documents",
+                            "Annual price adjustment",
+                            "Order confirmation by post",
+                        )
+                    ),
+                    f"Sent by post to {plan.row['street']}, {plan.row['city']}.",
+                )
             return ("Signed contract returned", f"Received the signed contract from {who}.")
         if channel == "chat":
-            return (f"Website chat: {topic}",
-                    f"Visitor: Hello, I have a question about {topic}.\n"
-                    f"Agent: Happy to help! {outcome}.")
+            return (
+                f"Website chat: {topic}",
+                f"Visitor: Hello, I have a question about {topic}.\n"
+                f"Agent: Happy to help! {outcome}.",
+            )
         if channel == "sms":
             if direction == "out":
-                return ("Appointment reminder", f"Reminder: our appointment on "
-                        f"{when:%d %b} at {when:%H:%M}. Reply YES to confirm.")
+                return (
+                    "Appointment reminder",
+                    f"Reminder: our appointment on "
+                    f"{when:%d %b} at {when:%H:%M}. Reply YES to confirm.",
+                )
             return ("Reply to reminder", "YES, see you then.")
         if channel == "web":
             title, template = rng.choice(WEB_EVENTS)
             return title, template.format(
-                minutes=rng.randint(2, 15), industry=plan.row.get("industry") or "small business",
-                size=rng.choice((5, 12, 40, 150, 800)), product=product,
+                minutes=rng.randint(2, 15),
+                industry=plan.row.get("industry") or "small business",
+                size=rng.choice((5, 12, 40, 150, 800)),
+                product=product,
             )
         if channel == "purchase":
             quantity = rng.randint(1, 12)
-            return (f"Order ORD-{self.order_number}: {quantity} x {product}",
-                    f"{quantity} x {product} at {price} {currency} = "
-                    f"{quantity * price:,} {currency}, paid by invoice.")
+            return (
+                f"Order ORD-{self.order_number}: {quantity} x {product}",
+                f"{quantity} x {product} at {price} {currency} = "
+                f"{quantity * price:,} {currency}, paid by invoice.",
+            )
         if channel == "ticket":
             problem = rng.choice(PROBLEMS)
             status = rng.choice(("solved", "solved", "waiting for customer", "open"))
-            return (f"Ticket #{self.ticket_number}: {problem}",
-                    f"Reported by {who}: {problem}. Status: {status}.")
+            return (
+                f"Ticket #{self.ticket_number}: {problem}",
+                f"Reported by {who}: {problem}. Status: {status}.",
+            )
         return channel.capitalize(), ""
 
 

@@ -146,8 +146,8 @@ class CRM:
                 table = model.__table__.name
                 if table in plugin_tables:
                     raise PluginError(
-                        plugin_name, f"declares table {table!r}, already declared by "
-                        f"{plugin_tables[table]!r}"
+                        plugin_name,
+                        f"declares table {table!r}, already declared by {plugin_tables[table]!r}",
                     )
                 plugin_tables[table] = plugin_name
         self.registry.models.update(dict.fromkeys(sorted(CORE_TABLES), "crm_core"))

@@ -36,15 +36,32 @@ def reset_database(crm: CRM) -> None:
 
 
 @click.command("demo")
-@click.option("--customers", default=200, show_default=True, type=click.IntRange(1, None),
-              help="How many customers (companies and people) to create.")
-@click.option("--months", default=6, show_default=True, type=click.IntRange(1, 120),
-              help="How many months of interactions, up to today.")
+@click.option(
+    "--customers",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1, None),
+    help="How many customers (companies and people) to create.",
+)
+@click.option(
+    "--months",
+    default=6,
+    show_default=True,
+    type=click.IntRange(1, 120),
+    help="How many months of interactions, up to today.",
+)
 @click.option("--seed", default=42, show_default=True, help="Random seed: same seed, same data.")
-@click.option("--reset", is_flag=True,
-              help="Delete everything in the database first (needed when it has customers).")
-@click.option("--serve/--no-serve", default=True, show_default=True,
-              help="Start the development server afterwards.")
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Delete everything in the database first (needed when it has customers).",
+)
+@click.option(
+    "--serve/--no-serve",
+    default=True,
+    show_default=True,
+    help="Start the development server afterwards.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535))
 @with_appcontext
@@ -70,8 +87,9 @@ def demo(
             "everything in it and start over, or `crm serve` to use it as it is."
         )
     with click.progressbar(length=customers, label="Creating demo data", show_pos=True) as bar:
-        summary = generate_demo_data(crm, customers=customers, months=months, seed=seed,
-                                     progress=bar.update)
+        summary = generate_demo_data(
+            crm, customers=customers, months=months, seed=seed, progress=bar.update
+        )
     click.echo(
         f"Created {summary.customers} customers, {summary.contacts} contacts, "
         f"{summary.interactions} interactions and {summary.users} users in {shown}"

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from crm_core.db import utcnow
 from crm_core.models import Contact, ContactEmail, ContactPhone, Customer, Interaction, User
+from crm_core.services.bulk import insert_objects
 from crm_core.services.records import RecordService, existing, reject_missing
 from crm_core.services.unit_of_work import RecordChange, UnitOfWork
 
@@ -61,11 +62,8 @@ class ContactService(RecordService[Contact]):
                 for change in changes
                 for position, item in enumerate(change.data.get(name, ()))
             ]
-            created = (
-                list(uow.session.scalars(insert(model).returning(model), rows)) if rows else []
-            )
             by_contact: dict[int, list[Any]] = {}
-            for row in created:
+            for row in insert_objects(uow.session, model, rows):
                 by_contact.setdefault(row.contact_id, []).append(row)
             for change in changes:
                 set_committed_value(change.record, name, by_contact.get(change.record.id, []))

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from crm_core.models import Contact, Customer, CustomerTag, Interaction, User
+from crm_core.services.bulk import insert_objects
 from crm_core.services.records import RecordService, existing, reject_missing
 from crm_core.services.unit_of_work import RecordChange, UnitOfWork
 
@@ -53,13 +54,8 @@ class CustomerService(RecordService[Customer]):
             for change in changes
             for tag in change.data.get("tags", ())
         ]
-        tag_rows = (
-            list(uow.session.scalars(insert(CustomerTag).returning(CustomerTag), rows))
-            if rows
-            else []
-        )
         by_customer: dict[int, list[CustomerTag]] = {}
-        for row in tag_rows:
+        for row in insert_objects(uow.session, CustomerTag, rows):
             by_customer.setdefault(row.customer_id, []).append(row)
         for change in changes:
             set_committed_value(change.record, "tag_rows", by_customer.get(change.record.id, []))

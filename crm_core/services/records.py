@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from marshmallow import ValidationError as SchemaError
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from crm_core.errors import ConflictError, NotFoundError, ValidationError
+from crm_core.services.bulk import insert_objects
 from crm_core.services.unit_of_work import RecordChange, UnitOfWork
 
 M = TypeVar("M")
@@ -92,8 +93,7 @@ class RecordService(Generic[M]):
 
     def _insert(self, uow: UnitOfWork, accepted: list[RecordChange]) -> None:
         values = [self.column_values(uow, change.data) for change in accepted]
-        statement = insert(self.model).returning(self.model, sort_by_parameter_order=True)
-        records = list(uow.session.scalars(statement, values))
+        records = insert_objects(uow.session, self.model, values)
         for change, record, row in zip(accepted, records, values, strict=True):
             change.record = record
             change.changes = {
@@ -257,9 +257,20 @@ class RecordService(Generic[M]):
     # -- entity-specific parts (overridden by subclasses) ---------------------------
 
     def column_values(self, uow: UnitOfWork, data: Mapping[str, Any]) -> dict[str, Any]:
-        """The column values to INSERT for loaded ``data`` (same keys for every row)."""
-        columns = self.model.__table__.columns.keys()
-        return {key: value for key, value in data.items() if key in columns}
+        """The column values to INSERT for loaded ``data``: the same keys for every row."""
+        return {key: data.get(key) for key in self._input_columns()}
+
+    @classmethod
+    def _input_columns(cls) -> tuple[str, ...]:
+        """Columns the entity's schema loads (the rest get their column defaults)."""
+        if "_columns" not in cls.__dict__:
+            from crm_core.schemas import BASE_SCHEMAS
+
+            fields = BASE_SCHEMAS[cls.entity]().load_fields
+            cls._columns = tuple(
+                column.key for column in cls.model.__table__.columns if column.key in fields
+            )
+        return cls._columns
 
     def check_references(self, uow: UnitOfWork, batch: Sequence[RecordChange]) -> None:
         """Reject records that point to rows that don't exist (one query per reference)."""
