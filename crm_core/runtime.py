@@ -25,10 +25,12 @@ from crm_core.extensions import (
     Exporter,
     Importer,
     Job,
+    MenuItem,
+    Panel,
     Permission,
     SearchProvider,
 )
-from crm_core.models import User
+from crm_core.models import Customer, User
 from crm_core.plugins import PluginRegistry
 from crm_core.schemas import schema_for
 from crm_core.services.unit_of_work import UnitOfWork, transaction
@@ -88,6 +90,26 @@ class CRM:
         """
         with transaction(self, actor, source) as uow:
             yield uow
+
+    def menu_items(self, actor: User | None) -> list[MenuItem]:
+        """Navigation entries from every plugin that ``actor`` may see, in display order."""
+        granted = actor.permissions if actor is not None else frozenset()
+        items = [
+            item
+            for result in self.pm.hook.crm_menu_items(actor=actor)
+            for item in result or ()
+            if item.permission is None or item.permission in granted
+        ]
+        return sorted(items, key=lambda item: (item.order, item.label))
+
+    def customer_panels(self, customer: Customer, actor: User | None) -> list[Panel]:
+        """Panels plugins show on ``customer``'s page for ``actor``, in display order."""
+        panels = [
+            panel
+            for result in self.pm.hook.crm_customer_panels(customer=customer, actor=actor)
+            for panel in result or ()
+        ]
+        return sorted(panels, key=lambda panel: (panel.order, panel.title))
 
     def dispose(self) -> None:
         """Close the engine's pooled connections."""

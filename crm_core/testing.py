@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask.testing import FlaskCliRunner
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -198,7 +199,17 @@ def client(app: Any) -> Any:
     return app.test_client()
 
 
+class CRMCliRunner(FlaskCliRunner):
+    """A CLI runner whose ``invoke(args=[...])`` runs the ``crm`` command against the test app."""
+
+    def invoke(self, cli: Any = None, args: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Run ``crm <args>`` (or another click command given as ``cli``)."""
+        from crm_core.cli import cli as crm_command
+
+        return super().invoke(cli or crm_command, args, **kwargs)
+
+
 @pytest.fixture
-def runner(app: Any) -> Any:
-    """A Flask CLI runner for ``crm`` commands."""
-    return app.test_cli_runner()
+def runner(app: Any) -> CRMCliRunner:
+    """A CLI runner: ``runner.invoke(args=["plugins", "--json"])`` runs ``crm plugins --json``."""
+    return CRMCliRunner(app)

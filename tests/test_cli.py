@@ -52,7 +52,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> Served:
 
 def invoke(runner, *args: str, input: str | None = None) -> Result:
     """Run ``crm ARGS`` against the test app (its CRM, its rolled-back transaction)."""
-    return runner.invoke(cli, args=list(args), input=input)
+    return runner.invoke(args=list(args), input=input)
 
 
 def crm_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
