@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
+from crm_core.schemas.base import RecordSchema
 from crm_core.schemas.fieldtypes import EmailAddress, PhoneNumber, Text
 
 
@@ -23,10 +24,9 @@ class ContactPhoneSchema(Schema):
     number = PhoneNumber(required=True)
 
 
-class ContactSchema(Schema):
+class ContactSchema(RecordSchema):
     """A person, optionally at a customer; needs a first or a last name."""
 
-    id = fields.Integer(dump_only=True)
     customer_id = fields.Integer(allow_none=True)
     first_name = Text(max_length=120, load_default="")
     last_name = Text(max_length=120, load_default="")
@@ -39,11 +39,6 @@ class ContactSchema(Schema):
     consent_phone = fields.Boolean(load_default=False)
     consent_phone_at = fields.AwareDateTime(dump_only=True)
     attributes = fields.Dict(load_default=dict)
-    archived = fields.Boolean(dump_only=True)
-    merged_into_id = fields.Integer(dump_only=True)
-    version = fields.Integer(dump_only=True)
-    created_at = fields.AwareDateTime(dump_only=True)
-    updated_at = fields.AwareDateTime(dump_only=True)
 
     @validates_schema(skip_on_field_errors=False)
     def needs_a_name(self, data: dict[str, Any], partial: Any = None, **_: Any) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from crm_core.models import CustomerKind, LifecycleStage
+from crm_core.schemas.base import RecordSchema
 from crm_core.schemas.fieldtypes import (
     CountryCode,
     EmailAddress,
@@ -16,10 +17,9 @@ from crm_core.schemas.fieldtypes import (
 )
 
 
-class CustomerSchema(Schema):
+class CustomerSchema(RecordSchema):
     """A company or a person. ``attributes`` is replaced per deployment (custom attributes)."""
 
-    id = fields.Integer(dump_only=True)
     kind = fields.String(
         load_default=CustomerKind.COMPANY.value, validate=validate.OneOf(list(CustomerKind))
     )
@@ -39,8 +39,3 @@ class CustomerSchema(Schema):
     owner_id = fields.Integer(allow_none=True, strict=False)
     tags = Tags(load_default=list)
     attributes = fields.Dict(load_default=dict)
-    archived = fields.Boolean(dump_only=True)
-    merged_into_id = fields.Integer(dump_only=True)
-    version = fields.Integer(dump_only=True)
-    created_at = fields.AwareDateTime(dump_only=True)
-    updated_at = fields.AwareDateTime(dump_only=True)

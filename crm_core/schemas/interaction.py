@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from crm_core.models import Direction
+from crm_core.schemas.base import RecordSchema
 from crm_core.schemas.fieldtypes import RequiredText, Text
 
 
-class InteractionSchema(Schema):
+class InteractionSchema(RecordSchema):
     """One touchpoint; ``channel`` is checked against the registered channels by the service."""
 
-    id = fields.Integer(dump_only=True)
     customer_id = fields.Integer(required=True)
     contact_id = fields.Integer(allow_none=True)
     channel = RequiredText(max_length=40)
@@ -24,8 +24,3 @@ class InteractionSchema(Schema):
     user_id = fields.Integer(allow_none=True)
     source = Text(max_length=80, allow_none=True)
     external_ref = Text(max_length=200, allow_none=True)
-    archived = fields.Boolean(dump_only=True)
-    merged_into_id = fields.Integer(dump_only=True)
-    version = fields.Integer(dump_only=True)
-    created_at = fields.AwareDateTime(dump_only=True)
-    updated_at = fields.AwareDateTime(dump_only=True)
