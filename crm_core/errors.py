@@ -48,10 +48,11 @@ class NotFoundError(CRMError):
 class ConflictError(CRMError):
     """A write was based on a stale version of the record."""
 
-    def __init__(self, entity: str, ident: object, expected: int, actual: int) -> None:
+    def __init__(self, entity: str, ident: object, expected: int, actual: int | None) -> None:
+        current = f"the current version is {actual}" if actual is not None else "it has moved on"
         super().__init__(
             f"{entity} {ident!r} was changed by someone else: "
-            f"you edited version {expected}, the current version is {actual}"
+            f"you edited version {expected}, {current}"
         )
         self.entity = entity
         self.ident = ident

@@ -445,3 +445,35 @@ def test_users_get_default_roles_and_hashed_passwords(crm):
         with pytest.raises(ValidationError) as caught, crm.unit_of_work() as uow:
             users.create(uow, data)
         assert field_name in caught.value.messages
+
+
+def test_bulk_update_checks_the_batch_once_and_reports_each_refused_item(crm, calls):
+    with crm.unit_of_work() as uow:
+        a, b, c = customers.bulk_create(
+            uow, [{"name": "A"}, {"name": "B", "city": "Oslo"}, {"name": "C"}]
+        ).records
+    calls.log.clear()
+    items = [
+        (a.id, {"city": "Bergen"}),
+        (b.id, {"city": "Oslo"}),  # no change
+        (987654, {"city": "Nowhere"}),
+        (c.id, {"lifecycle_stage": "bogus"}),
+        (c.id, {"name": "Forbidden"}),
+        ("not-an-id", {"city": "x"}),
+    ]
+    with crm.unit_of_work(source="import") as uow:
+        result = customers.bulk_update(uow, items)
+    assert [record.id for record in result.records] == [a.id, b.id]
+    assert result.errors == {
+        2: {"id": ["No customer with id 987654."]},
+        3: {"lifecycle_stage": ["Must be one of: lead, prospect, customer, former."]},
+        4: {"name": ["This name is not allowed here."]},
+        5: {"id": ["No customer with id 'not-an-id'."]},
+    }
+    assert calls.log["validate"] == [{"entity": "customer", "size": 3}]
+    assert calls.log["updated"] == [{"changes": [{"city": (None, "Bergen")}]}]
+    with crm.session_factory() as session:
+        assert session.get(Customer, a.id).version == 2
+        assert session.get(Customer, b.id).version == 1
+        updates = session.scalars(select(AuditEntry).where(AuditEntry.action == "updated")).all()
+        assert [(u.entity_id, u.source) for u in updates] == [(str(a.id), "import")]

@@ -117,6 +117,7 @@ get = _service.get
 create = _service.create
 bulk_create = _service.bulk_create
 update = _service.update
+bulk_update = _service.bulk_update
 archive = _service.archive
 restore = _service.restore
 merge = _service.merge
@@ -125,6 +126,7 @@ __all__ = [
     "InteractionService",
     "archive",
     "bulk_create",
+    "bulk_update",
     "create",
     "get",
     "merge",

@@ -122,22 +122,59 @@ class RecordService(Generic[M]):
         """
         record = self.get(uow, record_id)
         self._check_version(record, expected_version)
-        try:
-            loaded = uow.crm.schema(self.entity)().load(data, partial=True)
-        except SchemaError as exc:
-            raise ValidationError(_messages(exc)) from exc
-        change = RecordChange(0, self.merge_input(record, loaded), record)
-        self._check(uow, [change], creating=False)
-        if change.rejected:
-            raise ValidationError(change.errors)
-        change.changes = self.diff(record, change.data)
-        if not change.changes:
-            return record
-        self.apply(uow, record, change.data)
-        self._flush(uow, record, expected_version)
-        uow.record(self.entity, "updated", [(record.id, change.changes)])
-        uow.call_hook(f"crm_on_{self.plural}_updated", uow=uow, changes=[change])
+        result = self.bulk_update(uow, [(record.id, data)])
+        if result.errors:
+            raise ValidationError(result.errors[0])
         return record
+
+    def bulk_update(
+        self, uow: UnitOfWork, items: Sequence[tuple[Any, Mapping[str, Any]]]
+    ) -> BulkResult[M]:
+        """Apply partial updates ``(record id, data)`` in bulk; hooks are called once.
+
+        Records are loaded in one query and checked as one batch. Refused items are
+        reported in :attr:`BulkResult.errors` by their index; the others are written,
+        and :attr:`BulkResult.records` holds them (changed or not). A record that
+        another transaction changed meanwhile raises :class:`ConflictError`.
+        """
+        ids = [_as_id(record_id) for record_id, _data in items]
+        wanted = {ident for ident in ids if ident is not None}
+        found = (
+            {
+                r.id: r
+                for r in uow.session.scalars(select(self.model).where(self.model.id.in_(wanted)))
+            }
+            if wanted
+            else {}
+        )
+        schema = uow.crm.schema(self.entity)()
+        batch: list[RecordChange] = []
+        errors: dict[int, dict[str, Any]] = {}
+        for index, ((record_id, data), ident) in enumerate(zip(items, ids, strict=True)):
+            record = found.get(ident)
+            if record is None:
+                errors[index] = {"id": [f"No {self.entity} with id {record_id!r}."]}
+                continue
+            try:
+                loaded = schema.load(data, partial=True)
+            except SchemaError as exc:
+                errors[index] = _messages(exc)
+                continue
+            batch.append(RecordChange(index, self.merge_input(record, loaded), record))
+        self._check(uow, batch, creating=False)
+        accepted = [change for change in batch if not change.rejected]
+        errors.update({change.index: change.errors for change in batch if change.rejected})
+        changed = []
+        for change in accepted:
+            change.changes = self.diff(change.record, change.data)
+            if change.changes:
+                self.apply(uow, change.record, change.data)
+                changed.append(change)
+        if changed:
+            self._flush(uow, [change.record for change in changed])
+            uow.record(self.entity, "updated", [(c.record.id, c.changes) for c in changed])
+            uow.call_hook(f"crm_on_{self.plural}_updated", uow=uow, changes=changed)
+        return BulkResult([change.record for change in accepted], dict(sorted(errors.items())))
 
     # -- archive and restore -------------------------------------------------------
 
@@ -148,7 +185,7 @@ class RecordService(Generic[M]):
         if record.archived:
             return record
         record.archived = True
-        self._flush(uow, record, expected_version)
+        self._flush(uow, [record])
         change = RecordChange(0, {}, record, {"archived": (False, True)})
         uow.record(self.entity, "archived", [(record.id, change.changes)])
         uow.call_hook(f"crm_on_{self.plural}_archived", uow=uow, changes=[change])
@@ -165,7 +202,7 @@ class RecordService(Generic[M]):
                 {"archived": [f"merged into {self.entity} {record.merged_into_id}; undo the merge"]}
             )
         record.archived = False
-        self._flush(uow, record, expected_version)
+        self._flush(uow, [record])
         change = RecordChange(0, {}, record, {"archived": (True, False)})
         uow.record(self.entity, "updated", [(record.id, change.changes)])
         uow.call_hook(f"crm_on_{self.plural}_updated", uow=uow, changes=[change])
@@ -208,7 +245,7 @@ class RecordService(Generic[M]):
         for duplicate in duplicates:
             duplicate.archived = True
             duplicate.merged_into_id = survivor.id
-        self._flush(uow, survivor, None)
+        self._flush(uow, [survivor, *duplicates])
         merged_ids = [d.id for d in duplicates]
         changes["merged_ids"] = (None, merged_ids)
         changes["moved"] = (
@@ -326,12 +363,16 @@ class RecordService(Generic[M]):
         if expected is not None and record.version != expected:
             raise ConflictError(self.entity, record.id, expected, record.version)
 
-    def _flush(self, uow: UnitOfWork, record: M, expected: int | None) -> None:
-        ident, version = record.id, record.version
+    def _flush(self, uow: UnitOfWork, records: Sequence[M]) -> None:
+        """Flush; a record changed by another transaction meanwhile is a :class:`ConflictError`."""
+        loaded = [(record.id, record.version) for record in records]
         try:
             uow.session.flush()
         except StaleDataError as exc:
-            raise ConflictError(self.entity, ident, expected or version, version + 1) from exc
+            ident, version = (
+                loaded[0] if len(loaded) == 1 else ([i for i, _ in loaded], loaded[0][1])
+            )
+            raise ConflictError(self.entity, ident, version, None) from exc
 
 
 # -- helpers for reference checks ---------------------------------------------------
