@@ -155,7 +155,7 @@ class PluginRegistry:
             for root, name in roots.items():
                 if module_name == root or module_name.startswith(root + "."):
                     return name
-        return "crm_core" if hook_name else "unknown"
+        return "crm_core"
 
     # -- discovery --------------------------------------------------------------
 
