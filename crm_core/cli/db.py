@@ -49,9 +49,9 @@ def status() -> None:
     for revision in migrate.unknown_revisions(crm):
         click.echo(
             f"\nunknown revision {revision} in the database: no installed plugin provides it "
-            "(was a plugin removed?). Reinstall that plugin to migrate or drop its tables "
-            "(`crm db downgrade <plugin>@base`, then uninstall it); to keep its tables but "
-            f"forget it, delete the row '{revision}' from the alembic_version table.",
+            "(was a plugin removed?). Reinstall that plugin, run `crm db downgrade "
+            "<plugin>@base` to drop its tables, then uninstall it. Until then core cannot be "
+            "upgraded: the plugin's revision is the only record of core's (it depends on it).",
             err=True,
         )
 

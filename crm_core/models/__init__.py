@@ -5,10 +5,12 @@ from crm_core.models.contact import Contact, ContactEmail, ContactPhone
 from crm_core.models.customer import Customer, CustomerKind, CustomerTag, LifecycleStage
 from crm_core.models.interaction import CORE_CHANNELS, Direction, Interaction
 from crm_core.models.outbox import OutboxEvent, OutboxStatus
-from crm_core.models.user import Role, User, user_roles
+from crm_core.models.token import ApiToken
+from crm_core.models.user import Role, Team, User, Visibility, user_roles
 
 __all__ = [
     "CORE_CHANNELS",
+    "ApiToken",
     "AuditEntry",
     "Contact",
     "ContactEmail",
@@ -22,6 +24,8 @@ __all__ = [
     "OutboxEvent",
     "OutboxStatus",
     "Role",
+    "Team",
     "User",
+    "Visibility",
     "user_roles",
 ]

@@ -83,4 +83,6 @@ class ContactPhone(Base):
     )
     label: Mapped[str] = mapped_column(String(40), default="work")
     number: Mapped[str] = mapped_column(String(50), index=True)
+    e164: Mapped[str | None] = mapped_column(String(20), index=True)
+    """``number`` in E.164 form, for duplicate detection and search."""
     position: Mapped[int] = mapped_column(default=0)

@@ -41,6 +41,8 @@ class Customer(TimestampMixin, VersionedMixin, Base):
     name: Mapped[str] = mapped_column(String(300), index=True)
     email: Mapped[str | None] = mapped_column(String(254), index=True)
     phone: Mapped[str | None] = mapped_column(String(50), index=True)
+    phone_e164: Mapped[str | None] = mapped_column(String(20), index=True)
+    """``phone`` in E.164 form (``+4930123456``), for duplicate detection and search."""
     website: Mapped[str | None] = mapped_column(String(500))
     street: Mapped[str | None] = mapped_column(String(300))
     postal_code: Mapped[str | None] = mapped_column(String(20))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 from sqlalchemy import Column, ForeignKey, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -18,8 +19,16 @@ user_roles = Table(
 )
 
 
+class Visibility(enum.StrEnum):
+    """Which records a role lets its users see: their own, their team's, or all."""
+
+    OWN = "own"
+    TEAM = "team"
+    ALL = "all"
+
+
 class Role(TimestampMixin, Base):
-    """A named set of permissions, e.g. ``sales`` or ``admin``."""
+    """A named set of permissions, e.g. ``sales`` or ``admin``, and a visibility rule."""
 
     __tablename__ = "role"
 
@@ -27,6 +36,16 @@ class Role(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(80), unique=True)
     description: Mapped[str] = mapped_column(String(500), default="")
     permissions: Mapped[list[str]] = mapped_column(default=list)
+    visibility: Mapped[str] = mapped_column(String(10), default=Visibility.ALL.value)
+
+
+class Team(TimestampMixin, Base):
+    """A group of users who share records when their role's visibility is ``team``."""
+
+    __tablename__ = "team"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
 
     def __repr__(self) -> str:
         return f"<Role {self.name}>"
@@ -42,7 +61,12 @@ class User(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("team.id", ondelete="SET NULL"), index=True
+    )
     last_login_at: Mapped[dt.datetime | None]
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[dt.datetime | None]
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="selectin")
 
     def set_password(self, password: str) -> None:
@@ -57,6 +81,35 @@ class User(TimestampMixin, Base):
     def permissions(self) -> frozenset[str]:
         """Every permission granted by any of the user's roles."""
         return frozenset(p for role in self.roles for p in role.permissions)
+
+    @property
+    def visibility(self) -> Visibility:
+        """The widest visibility any of the user's roles grants (``own`` without roles)."""
+        granted = {role.visibility for role in self.roles}
+        for level in (Visibility.ALL, Visibility.TEAM):
+            if level.value in granted:
+                return level
+        return Visibility.OWN
+
+    # Flask-Login's user protocol.
+    @property
+    def is_active(self) -> bool:
+        """Deactivated users cannot sign in or use their tokens."""
+        return self.active
+
+    @property
+    def is_authenticated(self) -> bool:
+        """A loaded user is always authenticated (anonymous visitors have no User)."""
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        """Never: anonymous visitors have no User."""
+        return False
+
+    def get_id(self) -> str:
+        """The id Flask-Login keeps in the session."""
+        return str(self.id)
 
     def __repr__(self) -> str:
         return f"<User {self.email}>"
