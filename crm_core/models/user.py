@@ -68,6 +68,7 @@ class User(TimestampMixin, Base):
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[dt.datetime | None]
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="selectin")
+    team: Mapped[Team | None] = relationship(lazy="selectin")
 
     def set_password(self, password: str) -> None:
         """Store a salted, slow hash (scrypt) of ``password``."""

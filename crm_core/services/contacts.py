@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm.attributes import set_committed_value
 
+from crm_core.authz import visible
 from crm_core.db import utcnow
 from crm_core.models import Contact, ContactEmail, ContactPhone, Customer, Interaction, User
 from crm_core.services.bulk import insert_objects
@@ -34,6 +35,7 @@ class ContactService(RecordService[Contact]):
             Customer,
             {c.data.get("customer_id") for c in batch},
             Customer.merged_into_id,
+            where=visible(uow.actor, "customer"),
         )
         reject_missing(batch, "customer_id", customers, "customer")
         for change in batch:
@@ -49,6 +51,8 @@ class ContactService(RecordService[Contact]):
     def column_values(self, uow: UnitOfWork, data: Mapping[str, Any]) -> dict[str, Any]:
         """Columns, plus the time consent was given."""
         values = super().column_values(uow, data)
+        if "owner_id" not in data:
+            values["owner_id"] = uow.actor_id
         now = utcnow()
         values["consent_email_at"] = now if data.get("consent_email") else None
         values["consent_phone_at"] = now if data.get("consent_phone") else None

@@ -42,6 +42,13 @@ class CustomerService(RecordService[Customer]):
         "owner_id",
     )
 
+    def column_values(self, uow: UnitOfWork, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Columns; a new customer belongs to the user who creates it unless told otherwise."""
+        values = super().column_values(uow, data)
+        if "owner_id" not in data:
+            values["owner_id"] = uow.actor_id
+        return values
+
     def check_references(self, uow: UnitOfWork, batch: Sequence[RecordChange]) -> None:
         """Owners must be existing users."""
         owners = existing(uow.session, User, {c.data.get("owner_id") for c in batch})

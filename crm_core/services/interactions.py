@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select, tuple_
 
+from crm_core.authz import visible
 from crm_core.models import Contact, Customer, Interaction, User
 from crm_core.services.records import RecordService, existing, reject_missing
 from crm_core.services.unit_of_work import RecordChange, UnitOfWork
@@ -26,7 +27,8 @@ class InteractionService(RecordService[Interaction]):
         values["source"] = data.get("source") or uow.source
         values.setdefault("contact_id", None)
         values.setdefault("direction", None)
-        values.setdefault("user_id", None)
+        if "user_id" not in data:
+            values["user_id"] = uow.actor_id
         values.setdefault("external_ref", None)
         return values
 
@@ -39,6 +41,7 @@ class InteractionService(RecordService[Interaction]):
             {self._value(c, "customer_id") for c in batch},
             Customer.archived,
             Customer.merged_into_id,
+            where=visible(uow.actor, "customer"),
         )
         reject_missing(batch, "customer_id", customers, "customer")
         for change in batch:
@@ -49,7 +52,11 @@ class InteractionService(RecordService[Interaction]):
                     f"Customer {row.id} was merged into customer {row.merged_into_id}.",
                 )
         contacts = existing(
-            uow.session, Contact, {c.data.get("contact_id") for c in batch}, Contact.customer_id
+            uow.session,
+            Contact,
+            {c.data.get("contact_id") for c in batch},
+            Contact.customer_id,
+            where=visible(uow.actor, "contact"),
         )
         reject_missing(batch, "contact_id", contacts, "contact")
         for change in batch:

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from marshmallow import ValidationError as SchemaError
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from crm_core.authz import require, visible
 from crm_core.errors import ConflictError, NotFoundError, ValidationError
 from crm_core.services.bulk import insert_objects
 from crm_core.services.unit_of_work import RecordChange, UnitOfWork
@@ -53,9 +54,20 @@ class RecordService(Generic[M]):
     # -- reading ------------------------------------------------------------------
 
     def get(self, uow: UnitOfWork, record_id: Any) -> M:
-        """The record with ``record_id``; :class:`NotFoundError` if there is none."""
+        """The record with ``record_id``; :class:`NotFoundError` if there is none.
+
+        A record the acting user may not see is not found either: the caller cannot
+        tell it from one that does not exist.
+        """
+        require(uow.actor, f"{self.entity}.view")
         ident = _as_id(record_id)
-        record = uow.session.get(self.model, ident) if ident is not None else None
+        record = (
+            uow.session.scalars(
+                select(self.model).where(self.model.id == ident, visible(uow.actor, self.entity))
+            ).first()
+            if ident is not None
+            else None
+        )
         if record is None:
             raise NotFoundError(self.entity, record_id)
         return record
@@ -76,6 +88,7 @@ class RecordService(Generic[M]):
         ``rows``; the others are written. Nothing is committed here: the caller's
         unit of work decides (one transaction per batch for imports).
         """
+        require(uow.actor, f"{self.entity}.edit")
         schema = uow.crm.schema(self.entity)()
         batch: list[RecordChange] = []
         errors: dict[int, dict[str, Any]] = {}
@@ -137,12 +150,17 @@ class RecordService(Generic[M]):
         and :attr:`BulkResult.records` holds them (changed or not). A record that
         another transaction changed meanwhile raises :class:`ConflictError`.
         """
+        require(uow.actor, f"{self.entity}.edit")
         ids = [_as_id(record_id) for record_id, _data in items]
         wanted = {ident for ident in ids if ident is not None}
         found = (
             {
                 r.id: r
-                for r in uow.session.scalars(select(self.model).where(self.model.id.in_(wanted)))
+                for r in uow.session.scalars(
+                    select(self.model).where(
+                        self.model.id.in_(wanted), visible(uow.actor, self.entity)
+                    )
+                )
             }
             if wanted
             else {}
@@ -180,6 +198,7 @@ class RecordService(Generic[M]):
 
     def archive(self, uow: UnitOfWork, record_id: Any, *, expected_version: int | None = None) -> M:
         """Hide the record from lists; it keeps its history and can be restored."""
+        require(uow.actor, f"{self.entity}.archive")
         record = self.get(uow, record_id)
         self._check_version(record, expected_version)
         if record.archived:
@@ -193,6 +212,7 @@ class RecordService(Generic[M]):
 
     def restore(self, uow: UnitOfWork, record_id: Any, *, expected_version: int | None = None) -> M:
         """Bring an archived record back (an update of ``archived`` for hooks and audit)."""
+        require(uow.actor, f"{self.entity}.archive")
         record = self.get(uow, record_id)
         self._check_version(record, expected_version)
         if not record.archived:
@@ -226,6 +246,7 @@ class RecordService(Generic[M]):
         archived with ``merged_into_id`` set; the audit entry records what moved, so
         the merge can be undone.
         """
+        require(uow.actor, f"{self.entity}.merge")
         duplicates_wanted = list(dict.fromkeys(duplicate_ids))
         if not duplicates_wanted:
             raise ValidationError({"duplicate_ids": ["Name at least one duplicate."]})
@@ -379,13 +400,22 @@ class RecordService(Generic[M]):
 
 
 def existing(
-    session: Session, model: type[Any], ids: Collection[Any], *columns: Any
+    session: Session,
+    model: type[Any],
+    ids: Collection[Any],
+    *columns: Any,
+    where: ColumnElement[bool] | None = None,
 ) -> dict[Any, Any]:
-    """Rows of ``model`` among ``ids``, by id, in one query (``columns`` to fetch besides id)."""
+    """Rows of ``model`` among ``ids``, by id, in one query (``columns`` to fetch besides id).
+
+    ``where`` narrows the rows further, e.g. to those the acting user may see.
+    """
     wanted = {ident for ident in ids if ident is not None}
     if not wanted:
         return {}
     statement = select(model.id, *columns).where(model.id.in_(wanted))
+    if where is not None:
+        statement = statement.where(where)
     return {row[0]: row for row in session.execute(statement)}
 
 
