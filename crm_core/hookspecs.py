@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from crm_core.models import Customer, User
     from crm_core.runtime import CRM
     from crm_core.services.unit_of_work import RecordChange, UnitOfWork
+    from crm_core.web.api import ApiResource
 
 PROJECT_NAME = "crm_core"
 
@@ -232,6 +233,17 @@ def crm_register_blueprints() -> Sequence[flask.Blueprint]:
     """Return Flask blueprints to mount; name each after your plugin.
 
     Templates go under ``templates/<plugin>/`` and API routes under ``/api/v1/``.
+    """
+
+
+@hookspec
+def crm_register_api_resources() -> Sequence[ApiResource]:
+    """Return REST resources to serve under ``/api/v1`` with core's conventions.
+
+    Build each with :class:`crm_core.web.api.ApiResource` (or a subclass): the
+    resource gets authentication, permission checks, keyset pagination, filters,
+    sparse fields, ``ETag``/``If-Match``, ``application/problem+json`` errors and its
+    place in the OpenAPI document for free. A resource's name must be unique.
     """
 
 

@@ -10,6 +10,7 @@ from flask import Flask
 
 from crm_core.config import load_settings
 from crm_core.runtime import CRM
+from crm_core.web.api import init_api
 
 
 def create_app(
@@ -33,6 +34,7 @@ def create_app(
     from crm_core.web import status
 
     app.register_blueprint(status.blueprint)
+    init_api(app)
     for blueprints in crm.pm.hook.crm_register_blueprints():
         for blueprint in blueprints:
             app.register_blueprint(blueprint)

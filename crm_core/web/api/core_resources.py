@@ -1,0 +1,70 @@
+"""Core's own resources: customers, contacts and interactions."""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, select
+
+from crm_core.models import Contact, ContactEmail, Customer, CustomerTag, Interaction
+from crm_core.services import contacts, customers, interactions
+from crm_core.web.api.resource import ApiResource
+
+
+def _tagged(tag: str) -> ColumnElement[bool]:
+    return Customer.id.in_(select(CustomerTag.customer_id).where(CustomerTag.tag == tag))
+
+
+def _contact_email(email: str) -> ColumnElement[bool]:
+    wanted = email.strip().lower()
+    return Contact.id.in_(select(ContactEmail.contact_id).where(ContactEmail.email == wanted))
+
+
+def core_resources() -> list[ApiResource]:
+    """The resources every crm-core installation serves."""
+    return [
+        ApiResource(
+            name="customers",
+            entity="customer",
+            model=Customer,
+            service=customers,
+            filters={
+                "owner_id": Customer.owner_id,
+                "lifecycle_stage": Customer.lifecycle_stage,
+                "email": lambda value: Customer.email == value.strip().lower(),
+                "phone": Customer.phone,
+                "tag": _tagged,
+            },
+            sorts={"name": Customer.name},
+            default_sort="name",
+            description="Companies and people the business sells to or serves.",
+        ),
+        ApiResource(
+            name="contacts",
+            entity="contact",
+            model=Contact,
+            service=contacts,
+            filters={
+                "customer_id": Contact.customer_id,
+                "owner_id": Contact.owner_id,
+                "email": _contact_email,
+            },
+            sorts={"last_name": Contact.last_name},
+            default_sort="last_name",
+            description="People, usually at a customer, with labelled emails and phones.",
+        ),
+        ApiResource(
+            name="interactions",
+            entity="interaction",
+            model=Interaction,
+            service=interactions,
+            filters={
+                "customer_id": Interaction.customer_id,
+                "contact_id": Interaction.contact_id,
+                "user_id": Interaction.user_id,
+                "channel": Interaction.channel,
+                "source": Interaction.source,
+            },
+            sorts={"occurred_at": Interaction.occurred_at},
+            default_sort="-occurred_at",
+            description="Every touchpoint with a customer: calls, mails, meetings, purchases...",
+        ),
+    ]
