@@ -9,6 +9,7 @@ from marshmallow import Schema, fields, validate
 from marshmallow import ValidationError as SchemaError
 from sqlalchemy import select
 
+from crm_core.authz import require
 from crm_core.errors import NotFoundError, ValidationError
 from crm_core.models import Role, User
 from crm_core.schemas.fieldtypes import EmailAddress, Text
@@ -46,6 +47,7 @@ def default_roles(permissions: list[str]) -> dict[str, tuple[str, list[str]]]:
 
 def ensure_default_roles(uow: UnitOfWork) -> list[Role]:
     """Create the ``admin``, ``sales`` and ``viewer`` roles that don't exist yet."""
+    require(uow.actor, "user.admin")
     permissions = sorted(uow.crm.registry.permissions)
     present = {role.name for role in uow.session.scalars(select(Role))}
     created = []
@@ -62,6 +64,7 @@ def ensure_default_roles(uow: UnitOfWork) -> list[Role]:
 
 def create(uow: UnitOfWork, data: Mapping[str, Any]) -> User:
     """Create a staff user; the password is stored only as a slow salted hash."""
+    require(uow.actor, "user.admin")
     try:
         loaded = UserSchema().load(data)
     except SchemaError as exc:

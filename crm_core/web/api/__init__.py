@@ -18,6 +18,7 @@ __all__ = ["PREFIX", "ApiProblem", "ApiResource", "init_api"]
 
 def init_api(app: Flask) -> Blueprint:
     """Mount ``/api/v1`` with core's resources and every plugin's on ``app``."""
+    from crm_core.web.api import admin
     from crm_core.web.api.core_resources import core_resources
 
     crm = app.extensions["crm"]
@@ -37,6 +38,7 @@ def init_api(app: Flask) -> Blueprint:
             resources[resource.name] = resource
             owners[resource.name] = plugin_name
             resource.register(blueprint)
+    admin.register(blueprint)
     app.register_blueprint(blueprint)
     app.extensions["crm_api_resources"] = resources
     register_problem_handlers(app, path_prefix=PREFIX)
