@@ -1,8 +1,9 @@
-"""Core's own hook implementations: the channels and permissions every CRM has."""
+"""Core's own hook implementations: the channels, permissions and search every CRM has."""
 
 from __future__ import annotations
 
-from crm_core.extensions import Channel, Permission
+from crm_core import search
+from crm_core.extensions import Channel, Permission, SearchProvider
 from crm_core.hookspecs import hookimpl
 from crm_core.models import CORE_CHANNELS
 
@@ -39,3 +40,12 @@ def crm_register_channels() -> list[Channel]:
 def crm_register_permissions() -> list[Permission]:
     """Core's permissions on customers, contacts, interactions, audit and administration."""
     return list(CORE_PERMISSIONS)
+
+
+@hookimpl
+def crm_register_search_providers() -> list[SearchProvider]:
+    """Customers and contacts in the global search."""
+    return [
+        SearchProvider("customer", search.customer_results, "customer.view"),
+        SearchProvider("contact", search.contact_results, "contact.view"),
+    ]

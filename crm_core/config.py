@@ -42,6 +42,8 @@ class Settings:
     """Deployment-declared custom attributes: ``{"customer.vat_id": {"type": "string"}}``."""
     echo_sql: bool = False
     bulk_batch_size: int = 1000
+    default_phone_region: str | None = None
+    """Region (ISO country code) for phone numbers written without a country code."""
 
     @property
     def url(self) -> URL:
@@ -145,7 +147,23 @@ def _validate(raw: dict[str, Any]) -> Settings:
         custom_attributes=_mapping("custom_attributes", raw.get("custom_attributes", {})),
         echo_sql=_boolean("CRM_ECHO_SQL", raw.get("echo_sql", False)),
         bulk_batch_size=_positive_int("CRM_BULK_BATCH_SIZE", raw.get("bulk_batch_size", 1000)),
+        default_phone_region=_phone_region(raw.get("default_phone_region")),
     )
+
+
+def _phone_region(value: object) -> str | None:
+    if value is None or not str(value).strip():
+        return None
+    from crm_core.phones import SUPPORTED_REGIONS
+
+    region = str(value).strip().upper()
+    if region not in SUPPORTED_REGIONS:
+        raise ConfigError(
+            "CRM_DEFAULT_PHONE_REGION",
+            f"{value!r} is not a country code phone numbers can be read for; "
+            "use an ISO 3166 code such as DE, US or GB",
+        )
+    return region
 
 
 def _check_database_url(value: str) -> str:

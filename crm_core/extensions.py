@@ -6,7 +6,8 @@ collisions and ``crm plugins`` can show them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -102,7 +103,13 @@ class Exporter:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """One hit of a search provider."""
+    """One hit of a search provider.
+
+    ``score`` ranks hits of every provider against each other: 1.0 an exact match
+    (the whole name, email or phone number), 0.9 a name that starts with the query,
+    0.8 every word of the query starting a word of the name, 0.7 the same in other
+    fields, below that typo-tolerant (fuzzy) matches.
+    """
 
     entity: str
     id: Any
@@ -113,7 +120,39 @@ class SearchResult:
 
 @dataclass(frozen=True)
 class SearchProvider:
-    """Finds records of ``entity`` for the global search: ``search(session, query, limit)``."""
+    """Finds records of ``entity`` for the global search.
+
+    ``search(session, actor, query, limit)`` returns at most ``limit`` hits that
+    ``actor`` may see; ``query`` is the stripped search text, a ``str`` (a
+    :class:`crm_core.search.SearchQuery`, which also carries its parsed words,
+    email and E.164 phone number). The global search skips the provider for users
+    without ``permission`` (when given).
+    """
 
     entity: str
-    search: Callable[[Any, str, int], Iterator[SearchResult] | Iterable[SearchResult]]
+    search: Callable[[Any, Any, str, int], Iterator[SearchResult] | Iterable[SearchResult]]
+    permission: str | None = None
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One entry of a customer's timeline: an interaction, or what a plugin contributes.
+
+    Entries are ordered newest first by ``(occurred_at, type, id)``; ``id`` must be
+    unique within ``type`` and of one kind (all ``int`` or all ``str``) per type.
+    """
+
+    type: str
+    """What the entry is, e.g. ``interaction`` or ``sales.deal``; filterable."""
+    id: int | str
+    occurred_at: dt.datetime
+    """When it happened (timezone-aware)."""
+    title: str
+    summary: str = ""
+    channel: str | None = None
+    """The interaction channel (``call``, ``email``...), when the entry has one."""
+    plugin: str = "crm_core"
+    """Who contributed the entry (core sets it to the implementing plugin's name)."""
+    url: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """More JSON-serialisable details for the UI and the API."""

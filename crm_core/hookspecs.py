@@ -14,7 +14,7 @@ fails when one is missing there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import click
     import flask
     from marshmallow import fields
+    from sqlalchemy.orm import Session
 
     from crm_core.extensions import (
         Channel,
@@ -35,10 +36,12 @@ if TYPE_CHECKING:
         Panel,
         Permission,
         SearchProvider,
+        TimelineEntry,
     )
-    from crm_core.models import Customer, User
+    from crm_core.models import Contact, Customer, User
     from crm_core.runtime import CRM
     from crm_core.services.unit_of_work import RecordChange, UnitOfWork
+    from crm_core.timeline import TimelineCursor
     from crm_core.web.api import ApiResource
 
 PROJECT_NAME = "crm_core"
@@ -175,11 +178,28 @@ def crm_on_customers_archived(uow: UnitOfWork, changes: Sequence[RecordChange]) 
 @hookspec
 def crm_on_customers_merged(
     uow: UnitOfWork, survivor: Customer, merged: Sequence[Customer]
-) -> None:
+) -> Mapping[str, Any] | None:
     """Duplicates were merged into ``survivor``; move your plugin's references to it.
 
     Core has already moved contacts and interactions; the ``merged`` customers are
-    archived and point to the survivor through ``merged_into_id``.
+    archived and point to the survivor through ``merged_into_id``. Return what you
+    moved, JSON-serialisable, under a key of your own (``{"crm_loyalty.card":
+    {"<merged id>": [card ids]}}``): it is kept in the merge's audit entry and handed
+    back to :func:`crm_on_customers_merge_undone` if the merge is undone.
+    """
+
+
+@hookspec
+def crm_on_customers_merge_undone(
+    uow: UnitOfWork, survivor: Customer, restored: Sequence[Customer], moved: Mapping[str, Any]
+) -> None:
+    """A merge into ``survivor`` was undone; move your references back to ``restored``.
+
+    Core has moved the contacts and interactions back, restored the survivor's fields
+    and brought the ``restored`` customers back (not archived, ``merged_into_id``
+    cleared). ``moved`` is what the merge moved, by kind, as recorded in its audit
+    entry: core's ``contact`` and ``interaction``, and what each plugin returned from
+    :func:`crm_on_customers_merged` under its key.
     """
 
 
@@ -199,8 +219,26 @@ def crm_on_contacts_archived(uow: UnitOfWork, changes: Sequence[RecordChange]) -
 
 
 @hookspec
-def crm_on_contacts_merged(uow: UnitOfWork, survivor: Any, merged: Sequence[Any]) -> None:
-    """Duplicate contacts were merged into ``survivor``; move your references to it."""
+def crm_on_contacts_merged(
+    uow: UnitOfWork, survivor: Any, merged: Sequence[Any]
+) -> Mapping[str, Any] | None:
+    """Duplicate contacts were merged into ``survivor``; move your references to it.
+
+    Return what you moved under a key of your own, as for
+    :func:`crm_on_customers_merged`; it comes back to
+    :func:`crm_on_contacts_merge_undone`.
+    """
+
+
+@hookspec
+def crm_on_contacts_merge_undone(
+    uow: UnitOfWork, survivor: Contact, restored: Sequence[Contact], moved: Mapping[str, Any]
+) -> None:
+    """A merge of contacts into ``survivor`` was undone; move your references back.
+
+    Core has moved the interactions back and restored the survivor's fields, emails
+    and phone numbers; ``moved`` is as for :func:`crm_on_customers_merge_undone`.
+    """
 
 
 @hookspec
@@ -301,4 +339,38 @@ def crm_register_exporters() -> Sequence[Exporter]:
 
 @hookspec
 def crm_register_search_providers() -> Sequence[SearchProvider]:
-    """Return search providers that make your plugin's entities findable in global search."""
+    """Return search providers that make your plugin's entities findable in global search.
+
+    ``SearchProvider(entity, search, permission)``: ``search(session, actor, query,
+    limit)`` returns at most ``limit`` :class:`~crm_core.extensions.SearchResult` that
+    ``actor`` may see, scored like core's. One provider per entity; core provides
+    ``customer`` and ``contact``.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Customer timeline
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def crm_timeline_entries(
+    session: Session,
+    actor: User | None,
+    customer_id: int,
+    before: TimelineCursor | None,
+    limit: int,
+    types: frozenset[str] | None,
+    channels: frozenset[str] | None,
+) -> Sequence[TimelineEntry] | None:
+    """Return your plugin's entries on the timeline of customer ``customer_id``.
+
+    Called for each page of ``crm_core.timeline.timeline``, after core checked that
+    ``actor`` may see the customer. Return at most ``limit`` entries
+    (:class:`~crm_core.extensions.TimelineEntry`), the newest first, that come after
+    ``before`` in newest-first ``(occurred_at, type, id)`` order (every entry when
+    ``before`` is ``None``; it is a :class:`crm_core.timeline.TimelineCursor`, a named
+    tuple with those three fields), of one of ``types`` and on one of ``channels`` when
+    those are given. Leave out what ``actor`` may not see. Core merges every
+    source's entries and cuts the page, so returning more is harmless, only slower.
+    """

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 CORE_BRANCH = "crm_core"
+#: Names of database objects that are no model's: the search indexes (``crm_core.search``).
+SEARCH_OBJECT_PREFIXES = ("search_", "ix_search_")
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,10 @@ def include_object_for(crm: CRM, only_plugin: str | None) -> Callable[..., bool]
     owners = crm.registry.models
 
     def include_object(obj: Any, name: str | None, type_: str, reflected: bool, _: Any) -> bool:
+        if (name or "").startswith(SEARCH_OBJECT_PREFIXES):
+            # Search indexes (FTS5 tables, expression and trigram indexes) are made by
+            # hand in migration 0003, not declared as models: nothing to compare.
+            return False
         if type_ != "table":
             table = getattr(obj, "table", None)
             name = table.name if table is not None else name

@@ -54,8 +54,10 @@ def make_crm(fresh_database_url: str, tmp_path: Path) -> Iterator[MakeCRM]:
 
 
 def tables(crm: CRM) -> set[str]:
+    """Tables of models (not ``alembic_version``, nor core's search index tables)."""
     with crm.engine.connect() as connection:
-        return set(inspect(connection).get_table_names()) - {"alembic_version"}
+        names = set(inspect(connection).get_table_names()) - {"alembic_version"}
+    return {name for name in names if not name.startswith(migrate.SEARCH_OBJECT_PREFIXES)}
 
 
 def core_schema(crm: CRM) -> dict[str, Any]:

@@ -30,6 +30,11 @@ class Text(fields.String):
             return None
         return text
 
+    def _validate(self, value: Any) -> None:
+        # An empty value turned into None has no length or pattern to check.
+        if value is not None:
+            super()._validate(value)
+
 
 class RequiredText(Text):
     """A stripped string that must not be empty."""

@@ -5,7 +5,7 @@ validate (marshmallow) -> reference checks -> ``crm_validate`` hooks -> write ->
 audit entry -> outbox event -> ``crm_on_*`` hooks, all in that one transaction.
 """
 
-from crm_core.services import contacts, customers, interactions, users
+from crm_core.services import contacts, customers, interactions, merges, users
 from crm_core.services.records import BulkResult, RecordService
 from crm_core.services.unit_of_work import RecordChange, UnitOfWork
 
@@ -17,5 +17,6 @@ __all__ = [
     "contacts",
     "customers",
     "interactions",
+    "merges",
     "users",
 ]

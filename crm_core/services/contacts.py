@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -12,6 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from crm_core.authz import visible
 from crm_core.db import utcnow
 from crm_core.models import Contact, ContactEmail, ContactPhone, Customer, Interaction, User
+from crm_core.phones import region_for, to_e164
 from crm_core.services.bulk import insert_objects
 from crm_core.services.records import RecordService, existing, reject_missing
 from crm_core.services.unit_of_work import RecordChange, UnitOfWork
@@ -59,13 +60,20 @@ class ContactService(RecordService[Contact]):
         return values
 
     def write_children(self, uow: UnitOfWork, changes: Sequence[RecordChange]) -> None:
-        """Insert every email and phone number of the batch, one statement each."""
+        """Insert every email and phone number of the batch, one statement each.
+
+        Phone numbers get their E.164 form, read with the country of the contact's customer.
+        """
+        regions = self._regions(uow, {change.data.get("customer_id") for change in changes})
         for name, model, _value_field in _CHILDREN:
             rows = [
                 {"contact_id": change.record.id, "position": position, **item}
                 for change in changes
                 for position, item in enumerate(change.data.get(name, ()))
             ]
+            if model is ContactPhone:
+                for row, change in zip(rows, _owners(changes, name), strict=True):
+                    row["e164"] = to_e164(row["number"], regions(change.data.get("customer_id")))
             by_contact: dict[int, list[Any]] = {}
             for row in insert_objects(uow.session, model, rows):
                 by_contact.setdefault(row.contact_id, []).append(row)
@@ -96,6 +104,22 @@ class ContactService(RecordService[Contact]):
                     name,
                     [model(position=position, **item) for position, item in enumerate(data[name])],
                 )
+        if "phones" in data or "customer_id" in data:
+            region = self._regions(uow, {record.customer_id})(record.customer_id)
+            for phone in record.phones:
+                phone.e164 = to_e164(phone.number, region)
+
+    def _regions(self, uow: UnitOfWork, customer_ids: set[Any]) -> Callable[[Any], str | None]:
+        """A function: customer id -> region to read its contacts' phone numbers with."""
+        default = uow.crm.settings.default_phone_region
+        wanted = {ident for ident in customer_ids if ident is not None}
+        countries: dict[Any, str | None] = {}
+        if wanted:
+            rows = uow.session.execute(
+                select(Customer.id, Customer.country).where(Customer.id.in_(wanted))
+            )
+            countries = {ident: country for ident, country in rows}
+        return lambda customer_id: region_for(countries.get(customer_id), default)
 
     def merged_values(
         self, survivor: Contact, duplicates: Sequence[Contact], field_sources: Mapping[str, Any]
@@ -135,6 +159,11 @@ class ContactService(RecordService[Contact]):
                 .execution_options(synchronize_session="fetch")
             )
         return {"interaction": moved}
+
+
+def _owners(changes: Sequence[RecordChange], name: str) -> list[RecordChange]:
+    """The change each child row of ``name`` belongs to, in the order rows are built."""
+    return [change for change in changes for _item in change.data.get(name, ())]
 
 
 _service = ContactService()

@@ -14,6 +14,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from crm_core.models import Contact, Customer, CustomerTag, Interaction, User
+from crm_core.phones import region_for, to_e164
 from crm_core.services.bulk import insert_objects
 from crm_core.services.records import RecordService, existing, reject_missing
 from crm_core.services.unit_of_work import RecordChange, UnitOfWork
@@ -43,10 +44,15 @@ class CustomerService(RecordService[Customer]):
     )
 
     def column_values(self, uow: UnitOfWork, data: Mapping[str, Any]) -> dict[str, Any]:
-        """Columns; a new customer belongs to the user who creates it unless told otherwise."""
+        """Columns; a new customer belongs to the user who creates it unless told otherwise.
+
+        ``phone_e164`` is ``phone`` in E.164 form, read with the customer's country.
+        """
         values = super().column_values(uow, data)
         if "owner_id" not in data:
             values["owner_id"] = uow.actor_id
+        region = region_for(data.get("country"), uow.crm.settings.default_phone_region)
+        values["phone_e164"] = to_e164(data.get("phone"), region)
         return values
 
     def check_references(self, uow: UnitOfWork, batch: Sequence[RecordChange]) -> None:
@@ -72,8 +78,14 @@ class CustomerService(RecordService[Customer]):
         return record.tags if name == "tags" else super().current(record, name)
 
     def apply(self, uow: UnitOfWork, record: Customer, data: Mapping[str, Any]) -> None:
-        """Write columns, and replace the tag rows when ``tags`` is given."""
+        """Write columns, and replace the tag rows when ``tags`` is given.
+
+        ``phone_e164`` follows ``phone`` and ``country``.
+        """
         super().apply(uow, record, data)
+        if "phone" in data or "country" in data:
+            region = region_for(record.country, uow.crm.settings.default_phone_region)
+            record.phone_e164 = to_e164(record.phone, region)
         if "tags" in data:
             wanted = set(data["tags"])
             record.tag_rows = [row for row in record.tag_rows if row.tag in wanted] + [

@@ -32,6 +32,13 @@ class InteractionService(RecordService[Interaction]):
         values.setdefault("external_ref", None)
         return values
 
+    def merge_input(self, record: Interaction, loaded: dict[str, Any]) -> dict[str, Any]:
+        """An empty ``source`` keeps the stored one: it is only defaulted on create."""
+        loaded = super().merge_input(record, loaded)
+        if "source" in loaded and loaded["source"] is None:
+            del loaded["source"]
+        return loaded
+
     def check_references(self, uow: UnitOfWork, batch: Sequence[RecordChange]) -> None:
         """Channel registered, direction fits it, references exist, no re-import duplicates."""
         self._check_channels(uow, batch)

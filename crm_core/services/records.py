@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from crm_core.authz import require, visible
-from crm_core.errors import ConflictError, NotFoundError, ValidationError
+from crm_core.errors import ConflictError, CRMError, NotFoundError, ValidationError
+from crm_core.ids import as_record_id
 from crm_core.services.bulk import insert_objects
 from crm_core.services.unit_of_work import RecordChange, UnitOfWork
 
@@ -60,7 +61,7 @@ class RecordService(Generic[M]):
         tell it from one that does not exist.
         """
         require(uow.actor, f"{self.entity}.view")
-        ident = _as_id(record_id)
+        ident = as_record_id(record_id)
         record = (
             uow.session.scalars(
                 select(self.model).where(self.model.id == ident, visible(uow.actor, self.entity))
@@ -151,7 +152,7 @@ class RecordService(Generic[M]):
         another transaction changed meanwhile raises :class:`ConflictError`.
         """
         require(uow.actor, f"{self.entity}.edit")
-        ids = [_as_id(record_id) for record_id, _data in items]
+        ids = [as_record_id(record_id) for record_id, _data in items]
         wanted = {ident for ident in ids if ident is not None}
         found = (
             {
@@ -243,8 +244,9 @@ class RecordService(Generic[M]):
         References (contacts, interactions, plugins' rows) move to the survivor;
         ``field_sources`` maps a field to the id of the record whose value to keep,
         and empty survivor fields are filled from the duplicates. The duplicates are
-        archived with ``merged_into_id`` set; the audit entry records what moved, so
-        the merge can be undone.
+        archived with ``merged_into_id`` set; the audit entry records what moved
+        (plugins' moves too: what ``crm_on_<entities>_merged`` returns), so the merge
+        can be undone (:func:`crm_core.services.merges.undo_merge`).
         """
         require(uow.actor, f"{self.entity}.merge")
         duplicates_wanted = list(dict.fromkeys(duplicate_ids))
@@ -268,12 +270,7 @@ class RecordService(Generic[M]):
             duplicate.merged_into_id = survivor.id
         self._flush(uow, [survivor, *duplicates])
         merged_ids = [d.id for d in duplicates]
-        changes["merged_ids"] = (None, merged_ids)
-        changes["moved"] = (
-            None,
-            {kind: {str(k): v for k, v in m.items()} for kind, m in moved.items()},
-        )
-        uow.record(self.entity, "merged", [(survivor.id, changes)])
+        recorded = {kind: {str(k): v for k, v in m.items()} for kind, m in moved.items()}
         uow.record(
             self.entity,
             "merged_into",
@@ -282,7 +279,21 @@ class RecordService(Generic[M]):
                 for d in duplicates
             ],
         )
-        uow.call_hook(f"crm_on_{self.plural}_merged", uow=uow, survivor=survivor, merged=duplicates)
+        # The merge's own audit entry comes after the hook: it records what plugins moved
+        # (what they return), so that undoing the merge can hand it back to them.
+        results = uow.call_hook(
+            f"crm_on_{self.plural}_merged", uow=uow, survivor=survivor, merged=duplicates
+        )
+        for result in results:
+            if result is not None and not isinstance(result, Mapping):
+                raise CRMError(f"crm_on_{self.plural}_merged returned {result!r}, not a mapping")
+            for kind, what in (result or {}).items():
+                if kind in recorded:
+                    raise CRMError(f"two parts of a {self.entity} merge recorded {kind!r} moves")
+                recorded[kind] = what
+        changes["merged_ids"] = (None, merged_ids)
+        changes["moved"] = (None, recorded)
+        uow.record(self.entity, "merged", [(survivor.id, changes)])
         return survivor
 
     def merged_values(
@@ -434,12 +445,3 @@ def _messages(exc: SchemaError) -> dict[str, Any]:
     return messages if isinstance(messages, dict) else {"_schema": list(messages)}
 
 
-def _as_id(value: Any) -> int | None:
-    """``value`` as an integer primary key, or ``None`` when it cannot be one."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from marshmallow import Schema, fields, validate
 from marshmallow import ValidationError as SchemaError
 from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from crm_core.authz import require
-from crm_core.errors import NotFoundError, ValidationError
+from crm_core.db import utcnow
+from crm_core.errors import NotFoundError, PermissionDenied, ValidationError
 from crm_core.models import Role, User
 from crm_core.schemas.fieldtypes import EmailAddress, Text
 from crm_core.services.unit_of_work import UnitOfWork
 
 MIN_PASSWORD_LENGTH = 8
+MAX_FAILED_LOGINS = 5
+"""Failed sign-ins in a row after which an account is locked for :data:`LOCKOUT`."""
+LOCKOUT = dt.timedelta(minutes=15)
 
 
 class UserSchema(Schema):
@@ -93,3 +100,103 @@ def get_by_email(uow: UnitOfWork, email: str) -> User:
     if user is None:
         raise NotFoundError("user", email)
     return user
+
+
+# -- signing in ---------------------------------------------------------------------------
+
+
+def login(
+    uow: UnitOfWork, email: str, password: str, *, now: dt.datetime | None = None
+) -> User | None:
+    """Check a sign-in attempt; the signed-in user, or ``None`` for any refusal.
+
+    Throttling is per account and in the database, so it holds across every app
+    process: after :data:`MAX_FAILED_LOGINS` wrong passwords in a row the account is
+    locked for :data:`LOCKOUT`, during which even the right password is refused.
+    Unknown emails, deactivated users and locked accounts are refused the same way,
+    after the same slow password check, so a caller cannot tell them apart. Failures
+    are written (and audited) in ``uow``: commit it even when this returns ``None``.
+    """
+    now = now or utcnow()
+    address = email.strip().lower()
+    user = None
+    if address:
+        # FOR UPDATE: concurrent attempts on one account count one after the other.
+        user = uow.session.scalar(select(User).where(User.email == address).with_for_update())
+    if user is None:
+        check_password_hash(_decoy_hash(), password)
+        return None
+    if user.locked_until is not None and user.locked_until <= now:
+        # The lock is over: a new run of attempts starts.
+        user.locked_until = None
+        user.failed_logins = 0
+    if user.locked_until is not None or not user.active:
+        user.check_password(password)
+        return None
+    if not user.check_password(password):
+        record_failed_login(uow, user, now=now)
+        return None
+    record_login(uow, user, now=now)
+    return user
+
+
+def record_failed_login(uow: UnitOfWork, user: User, *, now: dt.datetime | None = None) -> None:
+    """Count a wrong password for ``user``; lock the account at :data:`MAX_FAILED_LOGINS`."""
+    now = now or utcnow()
+    before = user.failed_logins
+    user.failed_logins = before + 1
+    changes: dict[str, tuple[Any, Any]] = {"failed_logins": (before, user.failed_logins)}
+    if user.failed_logins >= MAX_FAILED_LOGINS:
+        user.locked_until = now + LOCKOUT
+        changes["locked_until"] = (None, user.locked_until)
+    uow.session.flush()
+    uow.record("user", "login_failed", [(user.id, changes)])
+
+
+def record_login(uow: UnitOfWork, user: User, *, now: dt.datetime | None = None) -> None:
+    """Note a successful sign-in: ``last_login_at``, and no failed attempts any more."""
+    now = now or utcnow()
+    changes: dict[str, tuple[Any, Any]] = {"last_login_at": (user.last_login_at, now)}
+    if user.failed_logins:
+        changes["failed_logins"] = (user.failed_logins, 0)
+    user.last_login_at = now
+    user.failed_logins = 0
+    user.locked_until = None
+    uow.session.flush()
+    uow.record("user", "logged_in", [(user.id, changes)])
+
+
+def change_password(
+    uow: UnitOfWork, user_id: int, current_password: str, new_password: str
+) -> User:
+    """Replace user ``user_id``'s password after checking the current one.
+
+    Only the user themselves (or the system) may: an actor acting for someone else
+    gets :class:`PermissionDenied`. Refusals are :class:`ValidationError` on the fields
+    ``current_password`` and ``new_password``. The audit entry never holds a password
+    or a hash.
+    """
+    if uow.actor is not None and uow.actor.id != user_id:
+        raise PermissionDenied("you can only change your own password")
+    user = uow.session.get(User, user_id)
+    if user is None or not user.active:
+        raise NotFoundError("user", user_id)
+    errors: dict[str, list[str]] = {}
+    if not user.check_password(current_password):
+        errors["current_password"] = ["The current password is wrong."]
+    if len(new_password) < MIN_PASSWORD_LENGTH:
+        errors["new_password"] = [f"Use at least {MIN_PASSWORD_LENGTH} characters."]
+    elif new_password == current_password:
+        errors["new_password"] = ["Choose a password different from the current one."]
+    if errors:
+        raise ValidationError(errors)
+    user.set_password(new_password)
+    uow.session.flush()
+    uow.record("user", "password_changed", [(user.id, {})])
+    return user
+
+
+@cache
+def _decoy_hash() -> str:
+    """A password hash to check against when there is no user, so timing tells nothing."""
+    return generate_password_hash("crm-core: no such user")

@@ -11,6 +11,7 @@ from flask import Flask
 from crm_core.config import load_settings
 from crm_core.runtime import CRM
 from crm_core.web.api import init_api
+from crm_core.web.auth import init_auth
 
 
 def create_app(
@@ -31,6 +32,7 @@ def create_app(
     app = Flask("crm_core", instance_path=str(crm.settings.instance_path))
     app.config["SECRET_KEY"] = crm.settings.secret_key
     app.extensions["crm"] = crm
+    init_auth(app)
     from crm_core.web import status
 
     app.register_blueprint(status.blueprint)

@@ -41,5 +41,8 @@ def init_api(app: Flask) -> Blueprint:
     admin.register(blueprint)
     app.register_blueprint(blueprint)
     app.extensions["crm_api_resources"] = resources
+    from crm_core.web.api.openapi import docs_blueprint
+
+    app.register_blueprint(docs_blueprint, url_prefix=PREFIX)
     register_problem_handlers(app, path_prefix=PREFIX)
     return blueprint

@@ -9,12 +9,44 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy import BigInteger, ColumnElement, Select, SmallInteger, TypeDecorator, and_, or_
 
 from crm_core.web.api.problems import ApiProblem
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+#: What integer columns hold: a number outside its column's range cannot name a row (and
+#: makes the database fail, PostgreSQL for ``INTEGER`` beyond 32 bits), so it is bad input.
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def int_bounds(column: Any) -> tuple[int, int]:
+    """The smallest and largest value integer ``column`` holds (64-bit for ``BigInteger``)."""
+    column_type = getattr(column, "type", None)
+    if isinstance(column_type, BigInteger):
+        return INT64
+    if isinstance(column_type, SmallInteger):
+        return -(2**15), 2**15 - 1
+    return INT32
+
+
+def python_type_of(column: Any) -> type:
+    """The Python type of ``column``'s values (through type decorators); ``str`` if unknown."""
+    column_type = getattr(column, "type", None)
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl_instance
+    try:
+        return column_type.python_type  # type: ignore[union-attr]
+    except (AttributeError, NotImplementedError):
+        return str
+
+
+def in_int_range(value: int, bounds: tuple[int, int] = INT64) -> int:
+    """``value`` if it lies within ``bounds``; :class:`ValueError` otherwise."""
+    if not bounds[0] <= value <= bounds[1]:
+        raise ValueError(f"{value} is out of range")
+    return value
 
 
 @dataclass(frozen=True)
@@ -33,17 +65,43 @@ class Cursor:
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, token: str, *, sort: str, descending: bool, python_type: type) -> Cursor:
-        """Read a ``cursor`` parameter made for the same sort; a bad one is a 400 problem."""
+    def decode(
+        cls,
+        token: str,
+        *,
+        sort: str,
+        descending: bool,
+        python_type: type,
+        value_bounds: tuple[int, int] = INT64,
+        id_bounds: tuple[int, int] = INT64,
+    ) -> Cursor:
+        """Read a ``cursor`` parameter made for the same sort; a bad one is a 400 problem.
+
+        ``value_bounds`` and ``id_bounds`` are the ranges of the sort and id columns
+        when they are integers (see :func:`int_bounds`).
+        """
         try:
             padded = token + "=" * (-len(token) % 4)
             key, desc, value, ident = json.loads(base64.urlsafe_b64decode(padded))
-            if python_type is dt.datetime and value is not None:
+            if value is None:
+                raise TypeError("sort keys are never null")
+            if python_type is dt.datetime:
                 value = dt.datetime.fromisoformat(value)
-            elif value is not None and not isinstance(value, python_type):
+                if value.tzinfo is None:
+                    raise ValueError("naive datetime")
+                value.astimezone(dt.UTC)  # OverflowError at the edges of time
+            elif not isinstance(value, python_type) or (
+                isinstance(value, bool) and python_type is not bool
+            ):
                 value = python_type(value)
-            ident = int(ident)
-        except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+            if isinstance(value, int) and not isinstance(value, bool):
+                in_int_range(value, value_bounds)
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError("NUL character")
+            if isinstance(ident, bool) or not isinstance(ident, int):
+                raise TypeError(ident)
+            ident = in_int_range(ident, id_bounds)
+        except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error) as exc:
             raise ApiProblem(400, "Bad cursor", "The cursor is not one this API made.",
                              errors={"cursor": ["Not a valid cursor."]}) from exc
         if key != sort or bool(desc) != descending:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "urn:crm-core:problem:"
 MEDIA_TYPE = "application/problem+json"
+#: Characters a path keeps as they are; the rest is percent-encoded, so ``instance`` is a URI.
+_PATH_SAFE = "/!$&'()*+,;=:@-._~"
 
 
 class ApiProblem(Exception):
@@ -50,7 +53,7 @@ def problem_response(problem: ApiProblem) -> Response:
         "type": PROBLEM_TYPE + (problem.kind or str(problem.status)),
         "title": problem.title,
         "status": problem.status,
-        "instance": request.path,
+        "instance": quote(request.path, safe=_PATH_SAFE),
     }
     if problem.detail:
         body["detail"] = problem.detail

@@ -1,0 +1,121 @@
+"""Every API endpoint, core's and plugins': anonymous 401, no permission 403, unseen 404.
+
+The endpoints come from the app's URL map, so a new route is in the matrix the day
+it is added; a route this test cannot place fails it until the test learns it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+
+from crm_core.models import Role, User
+from crm_core.services import contacts, customers, interactions, tokens
+
+PUBLIC = {"/api/v1/openapi.json", "/api/v1/docs"}
+SELF_SERVICE = {"/api/v1/users/me"}
+
+
+@pytest.fixture
+def world(crm):
+    """An owner of every record, and three callers: no rights, own-visibility, and outsider."""
+    with crm.unit_of_work() as uow:
+        everything = sorted(crm.registry.permissions)
+        owner = User(email="owner@x.example", roles=[Role(name="all", permissions=everything)])
+        powerless = User(email="nobody@x.example", roles=[Role(name="none", permissions=[])])
+        outsider = User(
+            email="outsider@x.example",
+            roles=[Role(name="own", permissions=everything, visibility="own")],
+        )
+        uow.session.add_all([owner, powerless, outsider])
+        uow.session.flush()
+    with crm.unit_of_work(actor=owner) as uow:
+        customer = customers.create(uow, {"name": "Owner's customer"})
+        contact = contacts.create(uow, {"customer_id": customer.id, "last_name": "Doe"})
+        interaction = interactions.create(
+            uow,
+            {
+                "customer_id": customer.id,
+                "channel": "call",
+                "direction": "in",
+                "occurred_at": dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC),
+            },
+        )
+    bearer = {}
+    with crm.unit_of_work() as uow:
+        for name, user in (("powerless", powerless), ("outsider", outsider)):
+            _token, plain = tokens.create(uow, user, name="matrix")
+            bearer[name] = {"Authorization": f"Bearer {plain}"}
+    records = {"customers": customer.id, "contacts": contact.id, "interactions": interaction.id}
+    return {"records": records, "bearer": bearer, "owner": owner}
+
+
+def endpoints(app):
+    """(method, rule) for every API route but the public ones."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/") or rule.rule in PUBLIC:
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            found.append((method, rule.rule))
+    return sorted(found)
+
+
+def fill(rule: str, world) -> tuple[str, bool]:
+    """The URL for ``rule`` with a record of another user; whether it names a record."""
+    match = re.match(r"^/api/v1/([^/]+)/<(?:int:)?(\w+)>(.*)$", rule)
+    if match is None:
+        return rule, False
+    resource, _name, rest = match.groups()
+    if resource == "users":
+        return f"/api/v1/users/{world['owner'].id}{rest}", False
+    assert resource in world["records"], f"the matrix does not know {rule}: teach it"
+    return f"/api/v1/{resource}/{world['records'][resource]}{rest}", True
+
+
+def call(client, method, url, headers=None):
+    headers = {"If-Match": '"1"', **(headers or {})}
+    body = {} if method in ("POST", "PATCH", "PUT") else None
+    return client.open(url, method=method, json=body, headers=headers)
+
+
+def test_the_matrix_covers_the_api(app):
+    rules = {rule for _method, rule in endpoints(app)}
+    assert {"/api/v1/customers", "/api/v1/customers/<record_id>", "/api/v1/users"} <= rules
+
+
+def test_anonymous_callers_get_401_everywhere(app, client, world):
+    for method, rule in endpoints(app):
+        url, _ = fill(rule, world)
+        response = call(client, method, url)
+        assert response.status_code == 401, (method, rule, response.json)
+        assert response.mimetype == "application/problem+json"
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_callers_without_the_permission_get_403(app, client, world):
+    for method, rule in endpoints(app):
+        if rule in SELF_SERVICE:
+            continue
+        url, _ = fill(rule, world)
+        response = call(client, method, url, world["bearer"]["powerless"])
+        assert response.status_code == 403, (method, rule, response.json)
+        assert response.mimetype == "application/problem+json"
+
+
+def test_records_outside_the_callers_visibility_are_404(app, client, world):
+    for method, rule in endpoints(app):
+        url, names_record = fill(rule, world)
+        if not names_record:
+            continue
+        response = call(client, method, url, world["bearer"]["outsider"])
+        assert response.status_code == 404, (method, rule, response.json)
+
+
+def test_lists_leave_out_records_outside_the_callers_visibility(client, world):
+    for resource, ident in world["records"].items():
+        response = client.get(f"/api/v1/{resource}", headers=world["bearer"]["outsider"])
+        assert response.status_code == 200, resource
+        assert ident not in [item["id"] for item in response.json["data"]], resource
