@@ -155,7 +155,7 @@ def admin_token(crm: CRM) -> Iterator[str]:
 
 
 def build_scenarios(crm: CRM, customers: int, search: str | None) -> list[Scenario]:
-    """The five requests, with the cursor, email, customer and prefix read from the file."""
+    """The requests, with the cursor, email, customer and prefix read from the file."""
     base = f"{PREFIX}/customers"
     with crm.engine.connect() as connection:
         # The row ~90% into the list's order (name, id), with one query.
@@ -183,6 +183,10 @@ def build_scenarios(crm: CRM, customers: int, search: str | None) -> list[Scenar
         Scenario(f"timeline of customer {middle} ({interactions} interactions)",
                  f"{base}/{middle}/timeline", rule=TIMELINE_RULE, check=_rows),
         Scenario(f"search?q={prefix}", f"{PREFIX}/search?q={quote(prefix)}", rule=SEARCH_RULE,
+                 check=_rows),
+        Scenario(f"search?q={email}", f"{PREFIX}/search?q={quote(email)}", rule=SEARCH_RULE,
+                 check=_rows),
+        Scenario(f"customers?q={prefix} (name order)", f"{base}?{urlencode({'q': prefix})}",
                  check=_rows),
     ]
 

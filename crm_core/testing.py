@@ -7,8 +7,10 @@ A database is created per test session and backend, migrated to every head, and 
 test runs in a transaction that is rolled back afterwards.
 
 Fixtures: ``crm`` (the runtime), ``uow`` (a unit of work), ``app``, ``client``,
-``runner``, ``crm_database_url`` (the shared, migrated database) and
-``fresh_database_url`` (an empty database of the same backend, for migration tests).
+``api`` (an :class:`ApiClient` of a user with every permission), ``runner``,
+``crm_database_url`` (the shared, migrated database) and ``fresh_database_url`` (an
+empty database of the same backend, for migration tests). :func:`make_user` and
+:func:`api_token` make other callers of the API.
 Mark a test ``@pytest.mark.plugins("crm_sales")`` to load only those installed plugins;
 ``@pytest.mark.plugins()`` loads none.
 """
@@ -213,3 +215,94 @@ class CRMCliRunner(FlaskCliRunner):
 def runner(app: Any) -> CRMCliRunner:
     """A CLI runner: ``runner.invoke(args=["plugins", "--json"])`` runs ``crm plugins --json``."""
     return CRMCliRunner(app)
+
+
+# -- the REST API -----------------------------------------------------------------------------
+
+
+def make_user(
+    crm: CRM,
+    email: str,
+    permissions: list[str] | None = None,
+    *,
+    visibility: str = "all",
+    team: Any = None,
+) -> Any:
+    """A staff user with a role of their own: ``permissions`` (default: every one)."""
+    from crm_core.models import Role, User
+
+    granted = sorted(crm.registry.permissions) if permissions is None else permissions
+    with crm.unit_of_work(source="test") as unit:
+        role = Role(name=f"role-{email}", permissions=granted, visibility=visibility)
+        user = User(email=email, name=email.split("@")[0], roles=[role], team=team)
+        unit.session.add(user)
+        unit.session.flush()
+    return user
+
+
+def api_token(crm: CRM, user: Any, scopes: tuple[str, ...] = ()) -> str:
+    """A new API token of ``user`` (the plain text, as ``crm token create`` prints it)."""
+    from crm_core.services import tokens
+
+    with crm.unit_of_work(source="test") as unit:
+        _token, plain = tokens.create(unit, user, name="tests", scopes=scopes)
+    return plain
+
+
+class ApiClient:
+    """The Flask test client speaking to ``/api/v1`` with a bearer token (``None``: anonymous).
+
+    ``api.get("/customers")`` requests ``/api/v1/customers``; full URLs (a page's
+    ``next`` link) are requested as they are.
+    """
+
+    prefix = "/api/v1"
+
+    def __init__(self, client: Any, token: str | None) -> None:
+        self.client = client
+        self.token = token
+
+    def __call__(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send ``method`` to ``path`` (``json=``, ``query_string=``, ``headers=``...)."""
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if self.token is not None:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        url = path if path.startswith(("http", self.prefix)) else self.prefix + path
+        return self.client.open(url, method=method, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        """``GET``."""
+        return self("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        """``POST``."""
+        return self("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Any:
+        """``PATCH``."""
+        return self("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        """``DELETE``."""
+        return self("DELETE", path, **kwargs)
+
+    def collect(self, path: str, *, max_pages: int = 1000, **kwargs: Any) -> list[Any]:
+        """Every item of a list, following ``next`` to the last page."""
+        items: list[Any] = []
+        url: str | None = path
+        for _ in range(max_pages):
+            if url is None:
+                return items
+            response = self.get(url, **kwargs)
+            assert response.status_code == 200, response.get_data(as_text=True)
+            body = response.get_json()
+            items.extend(body["data"])
+            url = body["next"]
+            kwargs.pop("query_string", None)  # ``next`` carries the query
+        raise AssertionError(f"{path}: more than {max_pages} pages")
+
+
+@pytest.fixture
+def api(client: Any, crm: CRM) -> ApiClient:
+    """The API as a user holding every permission and seeing every record (a real token)."""
+    return ApiClient(client, api_token(crm, make_user(crm, "api-admin@example.com")))

@@ -19,9 +19,12 @@ from sqlalchemy import and_, update
 
 from crm_core import PluginManifest, ValidationError, hookimpl
 from crm_core.authz import visible
-from crm_core.models import Customer, Role, User
+from crm_core.models import Customer, User
 from crm_core.schemas.fieldtypes import EmailAddress, RequiredText
-from crm_core.services import contacts, customers, interactions, tokens
+from crm_core.services import contacts, customers, interactions
+from crm_core.testing import ApiClient as Api
+from crm_core.testing import api_token as token_for
+from crm_core.testing import make_user
 from crm_core.web.api import ApiResource
 
 pytestmark = pytest.mark.plugins()
@@ -112,54 +115,6 @@ def crm_plugin_modules() -> list[Any]:
 
 
 # -- clients with real tokens ----------------------------------------------------------------------
-
-
-class Api:
-    """The test client, sending a bearer token and prefixing ``/api/v1``."""
-
-    def __init__(self, client: Any, token: str | None) -> None:
-        self.client = client
-        self.token = token
-
-    def __call__(self, method: str, path: str, **kwargs: Any) -> Any:
-        headers = dict(kwargs.pop("headers", {}) or {})
-        if self.token is not None:
-            headers.setdefault("Authorization", f"Bearer {self.token}")
-        url = path if path.startswith(("http", PREFIX)) else PREFIX + path
-        return self.client.open(url, method=method, headers=headers, **kwargs)
-
-    def get(self, path: str, **kwargs: Any) -> Any:
-        """``GET``."""
-        return self("GET", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> Any:
-        """``POST``."""
-        return self("POST", path, **kwargs)
-
-    def patch(self, path: str, **kwargs: Any) -> Any:
-        """``PATCH``."""
-        return self("PATCH", path, **kwargs)
-
-    def delete(self, path: str, **kwargs: Any) -> Any:
-        """``DELETE``."""
-        return self("DELETE", path, **kwargs)
-
-
-def make_user(crm: Any, email: str, permissions: list[str], visibility: str = "all") -> User:
-    """A user with one role of its own."""
-    with crm.unit_of_work() as uow:
-        role = Role(name=f"role-{email}", permissions=permissions, visibility=visibility)
-        user = User(email=email, name=email.split("@")[0], roles=[role])
-        uow.session.add(user)
-        uow.session.flush()
-    return user
-
-
-def token_for(crm: Any, user: User, scopes: tuple[str, ...] = ()) -> str:
-    """A fresh API token of ``user``."""
-    with crm.unit_of_work() as uow:
-        _token, plain = tokens.create(uow, user, name="tests", scopes=scopes)
-    return plain
 
 
 @pytest.fixture
@@ -482,7 +437,9 @@ def test_authentication_and_permissions(client, crm, admin):
 
 def test_records_outside_visibility_are_404_and_missing_from_lists(client, crm, admin):
     [theirs] = add_customers(crm, admin, [{"name": "Admin's account"}])
-    own = make_user(crm, "own@api.example", ["customer.view", "customer.edit"], "own")
+    own = make_user(
+        crm, "own@api.example", ["customer.view", "customer.edit"], visibility="own"
+    )
     api = Api(client, token_for(crm, own))
     mine = api.post("/customers", json={"name": "Own account"}).get_json()
     assert walk(api, "/customers") == [mine["id"]]

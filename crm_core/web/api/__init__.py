@@ -5,6 +5,8 @@ See :class:`ApiResource` for the conventions every resource shares.
 
 from __future__ import annotations
 
+import functools
+
 from flask import Blueprint, Flask
 
 from crm_core.errors import PluginError
@@ -18,8 +20,9 @@ __all__ = ["PREFIX", "ApiProblem", "ApiResource", "init_api"]
 
 def init_api(app: Flask) -> Blueprint:
     """Mount ``/api/v1`` with core's resources and every plugin's on ``app``."""
-    from crm_core.web.api import admin
+    from crm_core.web.api import admin, merging, search, timeline
     from crm_core.web.api.core_resources import core_resources
+    from crm_core.web.api.openapi import add_openapi_contributor, docs_blueprint
 
     crm = app.extensions["crm"]
     blueprint = Blueprint("crm_api", __name__, url_prefix=PREFIX)
@@ -38,11 +41,16 @@ def init_api(app: Flask) -> Blueprint:
             resources[resource.name] = resource
             owners[resource.name] = plugin_name
             resource.register(blueprint)
-    admin.register(blueprint)
+    for module in (admin, timeline, search, merging):
+        module.register(blueprint)
     app.register_blueprint(blueprint)
     app.extensions["crm_api_resources"] = resources
-    from crm_core.web.api.openapi import docs_blueprint
-
     app.register_blueprint(docs_blueprint, url_prefix=PREFIX)
+    add_openapi_contributor(app, admin.describe)
+    add_openapi_contributor(app, timeline.describe)
+    add_openapi_contributor(
+        app, functools.partial(search.describe, entities=sorted(crm.registry.search_providers))
+    )
+    add_openapi_contributor(app, merging.describe)
     register_problem_handlers(app, path_prefix=PREFIX)
     return blueprint

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from apispec import APISpec
 from flask import Blueprint, Response, request, url_for
 from marshmallow import Schema, fields
 from sqlalchemy import select
 
 from crm_core.authz import require
+from crm_core.history import history
+from crm_core.ids import MAX_ID
 from crm_core.models import AuditEntry, Role, User, Visibility
 from crm_core.services import users
+from crm_core.services.users import UserSchema
+from crm_core.web.api.openapi import (
+    history_parameters,
+    limit_parameter,
+    page_of,
+    problem_responses,
+    schema_ref,
+)
+from crm_core.web.api.outputs import AuditEntryOut, HistoryEntryOut
 from crm_core.web.api.pagination import parse_limit
 from crm_core.web.api.problems import ApiProblem
-from crm_core.web.api.resource import _context, _json, _json_body
+from crm_core.web.api.resource import _check_query, _context, _int_arg, _json, _json_body, _next_url
 
 
 class RoleOut(Schema):
@@ -41,25 +53,15 @@ class UserOut(Schema):
     created_at = fields.AwareDateTime()
 
 
-class AuditEntryOut(Schema):
-    """One change: who, when, through which channel, which fields from what to what."""
-
-    id = fields.Integer()
-    occurred_at = fields.AwareDateTime()
-    actor_id = fields.Integer(allow_none=True)
-    source = fields.String()
-    entity = fields.String()
-    entity_id = fields.String()
-    action = fields.String()
-    changes = fields.Dict()
-
-
 def register(blueprint: Blueprint) -> None:
     """Add the administration routes to the API blueprint."""
     blueprint.add_url_rule("/users/me", "users_me", me, methods=["GET"])
     blueprint.add_url_rule("/users", "users_list", list_users, methods=["GET"])
     blueprint.add_url_rule("/users", "users_create", create_user, methods=["POST"])
     blueprint.add_url_rule("/users/<int:user_id>", "users_get", get_user, methods=["GET"])
+    blueprint.add_url_rule(
+        "/users/<int:user_id>/history", "users_history", user_history, methods=["GET"]
+    )
     blueprint.add_url_rule("/roles", "roles_list", list_roles, methods=["GET"])
     blueprint.add_url_rule("/audit", "audit_list", list_audit, methods=["GET"])
 
@@ -94,10 +96,23 @@ def get_user(user_id: int) -> Response:
     if actor.id != user_id:
         require(actor, "user.admin")
     with crm.session_factory() as session:
-        user = session.get(User, user_id)
+        user = session.get(User, user_id) if user_id <= MAX_ID else None
         if user is None:
             raise ApiProblem(404, "Not found", f"No user {user_id}.", kind="not-found")
         return _json(UserOut().dump(user))
+
+
+def user_history(user_id: int) -> Response:
+    """``GET /users/<id>/history``: changes to a user (``audit.view`` and ``user.admin``)."""
+    crm, actor = _context()
+    limit = parse_limit(request.args.get("limit"))
+    before_id = _int_arg("before_id")
+    with crm.session_factory() as session:
+        page = history(session, actor, "user", user_id, before_id=before_id, limit=limit)
+    body: dict[str, Any] = {"data": HistoryEntryOut(many=True).dump(page.entries), "next": None}
+    if page.next_before_id is not None:
+        body["next"] = _next_url(before_id=str(page.next_before_id), limit=str(limit))
+    return _json(body)
 
 
 def create_user(**_: Any) -> Response:
@@ -128,6 +143,7 @@ def list_audit() -> Response:
     """
     crm, actor = _context()
     require(actor, "audit.view")
+    _check_query()
     if actor.visibility is not Visibility.ALL:
         raise ApiProblem(403, "Forbidden", "The whole audit log needs visibility of all "
                          "records; read a record's history instead.", kind="forbidden")
@@ -148,23 +164,184 @@ def list_audit() -> Response:
         page = found[:limit]
         body = {"data": AuditEntryOut(many=True).dump(page), "next": None}
     if len(found) > limit:
-        args = {**request.args.to_dict(), "before_id": str(page[-1].id), "limit": str(limit)}
-        body["next"] = url_for("crm_api.audit_list", _external=True, **args)
+        body["next"] = _next_url(before_id=str(page[-1].id), limit=str(limit))
     return _json(body)
-
-
-def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    if not raw.isdigit():
-        raise ApiProblem(400, "Bad parameter", f"{name} must be a whole number.",
-                         errors={name: ["Must be a whole number."]})
-    return int(raw)
 
 
 def _next(found: list[Any], page: list[Any], limit: int) -> str | None:
     if len(found) <= limit:
         return None
-    args = {**request.args.to_dict(), "after_id": str(page[-1].id), "limit": str(limit)}
-    return url_for(request.endpoint or "", _external=True, **args)
+    return _next_url(after_id=str(page[-1].id), limit=str(limit))
+
+
+# -- the OpenAPI description -------------------------------------------------------------
+
+
+def describe(spec: APISpec) -> None:
+    """Add the users, roles and audit operations to the OpenAPI document being built."""
+    user = schema_ref(spec, UserOut)
+    user_json = {"application/json": {"schema": user}}
+    user_id = {
+        "name": "user_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+    after_id = {
+        "name": "after_id",
+        "in": "query",
+        "description": "Users after this id (from a page's `next`).",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+    }
+    tag = "administration"
+    spec.tag({"name": tag, "description": "Staff users, roles and the audit log."})
+
+    def page(schema: type[Schema], what: str) -> dict[str, Any]:
+        item = schema_ref(spec, schema)
+        return {"application/json": {"schema": page_of(item, f"A page of {what}.")}}
+
+    spec.path(
+        path="/users/me",
+        operations={
+            "get": {
+                "operationId": "users_me",
+                "tags": [tag],
+                "summary": "The signed-in user",
+                "description": "The authenticated user with their effective permissions.",
+                "responses": {
+                    "200": {"description": "The user.", "content": user_json},
+                    **problem_responses(401),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/users",
+        operations={
+            "get": {
+                "operationId": "users_list",
+                "tags": [tag],
+                "summary": "List users",
+                "description": "Every staff user by id. Needs `user.admin`.",
+                "parameters": [limit_parameter(), after_id],
+                "responses": {
+                    "200": {"description": "One page of users.", "content": page(UserOut, "users")},
+                    **problem_responses(400, 401, 403),
+                },
+            },
+            "post": {
+                "operationId": "users_create",
+                "tags": [tag],
+                "summary": "Create a user",
+                "description": "A new staff account; the password is stored only as a slow "
+                "hash. Needs `user.admin`.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": schema_ref(spec, UserSchema, "UserInput")}
+                    },
+                },
+                "responses": {
+                    "201": {
+                        "description": "Created.",
+                        "headers": {
+                            "Location": {
+                                "description": "The new user's URL.",
+                                "required": True,
+                                "schema": {"type": "string", "format": "uri-reference"},
+                            }
+                        },
+                        "content": user_json,
+                    },
+                    **problem_responses(400, 401, 403, 409, 415, 422),
+                },
+            },
+        },
+    )
+    spec.path(
+        path="/users/{user_id}",
+        parameters=[user_id],
+        operations={
+            "get": {
+                "operationId": "users_get",
+                "tags": [tag],
+                "summary": "Get a user",
+                "description": "Needs `user.admin`, unless it is the authenticated user.",
+                "responses": {
+                    "200": {"description": "The user.", "content": user_json},
+                    **problem_responses(401, 403, 404),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/users/{user_id}/history",
+        parameters=[user_id],
+        operations={
+            "get": {
+                "operationId": "users_history",
+                "tags": [tag],
+                "summary": "History of a user",
+                "description": "Changes to the account, newest first. Needs `audit.view` "
+                "and `user.admin`.",
+                "parameters": history_parameters(),
+                "responses": {
+                    "200": {
+                        "description": "One page of changes.",
+                        "content": page(HistoryEntryOut, "changes"),
+                    },
+                    **problem_responses(400, 401, 403, 404),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/roles",
+        operations={
+            "get": {
+                "operationId": "roles_list",
+                "tags": [tag],
+                "summary": "List roles",
+                "description": "Every role with its permissions and record visibility. "
+                "Needs `user.admin`.",
+                "responses": {
+                    "200": {"description": "All roles.", "content": page(RoleOut, "roles")},
+                    **problem_responses(401, 403),
+                },
+            }
+        },
+    )
+    audit_filters = [
+        {"name": name, "in": "query", "description": f"Only entries with this `{name}`.",
+         "schema": {"type": "string"}}
+        for name in ("entity", "entity_id", "action", "source")
+    ]
+    spec.path(
+        path="/audit",
+        operations={
+            "get": {
+                "operationId": "audit_list",
+                "tags": [tag],
+                "summary": "The audit log",
+                "description": "Every change to every record, newest first. Needs "
+                "`audit.view` and visibility of all records.",
+                "parameters": [
+                    *history_parameters(),
+                    *audit_filters,
+                    {
+                        "name": "actor_id",
+                        "in": "query",
+                        "description": "Only changes made by this user.",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "One page of the log.",
+                        "content": page(AuditEntryOut, "audit entries"),
+                    },
+                    **problem_responses(400, 401, 403),
+                },
+            }
+        },
+    )

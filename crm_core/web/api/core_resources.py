@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, select
+from flask import current_app
+from sqlalchemy import ColumnElement, select, true
 
 from crm_core.models import Contact, ContactEmail, Customer, CustomerTag, Interaction
+from crm_core.search import matching
 from crm_core.services import contacts, customers, interactions
 from crm_core.web.api.resource import ApiResource
 
@@ -16,6 +18,23 @@ def _tagged(tag: str) -> ColumnElement[bool]:
 def _contact_email(email: str) -> ColumnElement[bool]:
     wanted = email.strip().lower()
     return Contact.id.in_(select(ContactEmail.contact_id).where(ContactEmail.email == wanted))
+
+
+def _customer_search(text: str) -> ColumnElement[bool]:
+    """Search text: each word starts a word of name, email, phone or city; or exact email/phone."""
+    return _matching("customer", text)
+
+
+def _contact_search(text: str) -> ColumnElement[bool]:
+    """Search text: each word starts a word of name, emails, phones, company; or email/phone."""
+    return _matching("contact", text)
+
+
+def _matching(entity: str, text: str) -> ColumnElement[bool]:
+    if not text.strip():
+        return true()
+    region = current_app.extensions["crm"].settings.default_phone_region
+    return matching(entity, text, region=region)
 
 
 def core_resources() -> list[ApiResource]:
@@ -32,6 +51,7 @@ def core_resources() -> list[ApiResource]:
                 "email": lambda value: Customer.email == value.strip().lower(),
                 "phone": Customer.phone,
                 "tag": _tagged,
+                "q": _customer_search,
             },
             sorts={"name": Customer.name},
             default_sort="name",
@@ -46,6 +66,7 @@ def core_resources() -> list[ApiResource]:
                 "customer_id": Contact.customer_id,
                 "owner_id": Contact.owner_id,
                 "email": _contact_email,
+                "q": _contact_search,
             },
             sorts={"last_name": Contact.last_name},
             default_sort="last_name",

@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -34,6 +35,7 @@ from markupsafe import Markup, escape
 from marshmallow import Schema, fields
 from sqlalchemy import inspect as sql_inspect
 
+from crm_core.ids import MAX_ID
 from crm_core.schemas.fieldtypes import (
     CountryCode,
     EmailAddress,
@@ -43,10 +45,15 @@ from crm_core.schemas.fieldtypes import (
     Website,
 )
 from crm_core.version import __version__
+from crm_core.web.api.outputs import HistoryEntryOut
 from crm_core.web.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, int_bounds, python_type_of
 from crm_core.web.api.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from crm_core.web.api.problems import PROBLEM_TYPE
 from crm_core.web.api.resource import ApiResource
+
+#: Per document being built: the component names of resources and of contributed schemas.
+_RESOURCE_COMPONENTS: WeakKeyDictionary[APISpec, dict[str, str]] = WeakKeyDictionary()
+_SCHEMA_NAMES: WeakKeyDictionary[APISpec, dict[type[Schema], str]] = WeakKeyDictionary()
 
 OPENAPI_VERSION = "3.1.0"
 EXTENSION_KEY = "crm_openapi"
@@ -108,6 +115,49 @@ def problem_response_ref(status: int) -> dict[str, str]:
 def problem_responses(*statuses: int) -> dict[str, Any]:
     """``{status: $ref}`` of the shared problem responses, for an operation's ``responses``."""
     return {str(status): problem_response_ref(status) for status in statuses}
+
+
+def schema_ref(
+    spec: APISpec, schema_class: type[Schema], name: str | None = None
+) -> dict[str, str]:
+    """A ``$ref`` to the component describing ``schema_class``, added on first use.
+
+    ``name`` defaults to the class name without ``Schema``/``Out``; a name another
+    schema took already gets a number appended.
+    """
+    names = _SCHEMA_NAMES.setdefault(spec, {})
+    if schema_class not in names:
+        base = _component_name(name or schema_class.__name__.removesuffix("Out"))
+        base = base.removesuffix("Schema") or "Object"
+        candidate, counter = base, 1
+        while candidate in spec.components.schemas or candidate == "Problem":
+            counter += 1
+            candidate = f"{base}{counter}"
+        spec.components.schema(candidate, schema=schema_class)
+        names[schema_class] = candidate
+    return _ref(names[schema_class])
+
+
+def resource_ref(spec: APISpec, resource_name: str) -> dict[str, str]:
+    """A ``$ref`` to the record component of the API resource named ``resource_name``."""
+    return _ref(_RESOURCE_COMPONENTS[spec][resource_name])
+
+
+def page_of(item: Mapping[str, Any], description: str) -> dict[str, Any]:
+    """The JSON schema of a list page: ``data`` (items like ``item``) and the ``next`` link."""
+    return {
+        "type": "object",
+        "description": description,
+        "required": ["data", "next"],
+        "properties": {
+            "data": {"type": "array", "items": item},
+            "next": {
+                "type": ["string", "null"],
+                "format": "uri",
+                "description": "The URL of the next page; `null` on the last page.",
+            },
+        },
+    }
 
 
 def openapi_document(app: Flask) -> dict[str, Any]:
@@ -237,8 +287,10 @@ class _Builder:
                 self._names[schema_class] = name
                 self._reserved.update(name + suffix for suffix in ("", "Input", "Patch", "Page"))
         done: set[type[Schema]] = set()
+        components = _RESOURCE_COMPONENTS.setdefault(self.spec, {})
         for resource, schema_class in zip(resources, classes, strict=True):
             name = self._names[schema_class]
+            components[resource.name] = name
             if schema_class not in done:
                 self._add_schema_components(name, schema_class, resource.model)
                 done.add(schema_class)
@@ -471,6 +523,34 @@ class _Builder:
                 parameters=[record_id],
             )
 
+        history = {
+            "operationId": f"{resource.name}_history",
+            "tags": [tag],
+            "summary": f"History of a {verb}",
+            "description": "Who changed which field from what to what, when, and through "
+            "which channel (`api`, `ui`, `import`, `cli`, a plugin), newest first. Needs "
+            "`audit.view` as well.",
+            "parameters": history_parameters(),
+            "responses": {
+                "200": {
+                    "description": "One page of the record's history.",
+                    "content": {
+                        "application/json": {
+                            "schema": page_of(
+                                schema_ref(self.spec, HistoryEntryOut), "A page of changes."
+                            )
+                        }
+                    },
+                },
+                **problem_responses(400, 401, 403, 404),
+            },
+        }
+        self.spec.path(
+            path=f"/{resource.name}/{{record_id}}/history",
+            operations={"get": history},
+            parameters=[record_id],
+        )
+
     def _list_parameters(self, resource: ApiResource) -> list[dict[str, Any]]:
         sort_keys = sorted(resource.sorts)
         parameters: list[dict[str, Any]] = [
@@ -527,6 +607,29 @@ class _Builder:
                 }
             )
         return parameters
+
+
+def limit_parameter(maximum: int = MAX_LIMIT, default: int = DEFAULT_LIMIT) -> dict[str, Any]:
+    """The ``limit`` query parameter: how many items per page."""
+    return {
+        "name": "limit",
+        "in": "query",
+        "description": f"Items per page, 1 to {maximum}.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+    }
+
+
+def history_parameters() -> list[dict[str, Any]]:
+    """``limit`` and ``before_id``: the parameters of a history or audit page."""
+    return [
+        limit_parameter(),
+        {
+            "name": "before_id",
+            "in": "query",
+            "description": "Entries older than this audit entry id (from a page's `next`).",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        },
+    ]
 
 
 # -- schema helpers --------------------------------------------------------------------------
