@@ -471,6 +471,48 @@ def matching(entity: str, query: str, *, region: str | None = None) -> ColumnEle
     return _Matches(entity, parse(query, region))
 
 
+#: A ``q=`` list whose matches are at most this many reads them by id and sorts them.
+SPARSE_MATCHES = 2000
+
+
+def list_filter(
+    session: Session, entity: str, query: str, *, region: str | None = None
+) -> ColumnElement[bool]:
+    """The WHERE clause of ``q=`` on a list of ``entity``, shaped for its query plan.
+
+    The same matches as :func:`matching`. First reads up to :data:`SPARSE_MATCHES` + 1
+    matching ids through the search indexes (a search index stops early; SQLite's
+    planner has no statistics to tell a rare word from a common one): when that is all
+    of them, the clause is ``id IN (those ids)``, so the list reads them by primary key
+    and sorts a few thousand rows at most; otherwise the matches are dense, and the
+    list walks its own sort index, keeping the matching rows, to fill a page early.
+    """
+    dialect = _dialect(session)
+    parsed = parse(query, region)
+    clause = _matches_clause(dialect, _Matches(entity, parsed))
+    model: Any = Customer if entity == "customer" else Contact
+    exact = _customer_exact(parsed) if entity == "customer" else _contact_exact(parsed)
+    statements = [select(model.id).where(or_(*exact))] if exact else []
+    expression = _fts_expression(parsed) if dialect == "sqlite" else None
+    if expression is not None:
+        fts = _fts_customer if entity == "customer" else _fts_contact
+        statements.append(select(fts.c.rowid).where(literal_column(fts.name).match(expression)))
+    else:
+        word = _word_clause(dialect, entity, parsed)
+        if word is None and parsed:
+            key, low, high = _prefix_range(dialect, model.name if entity == "customer"
+                                           else model.last_name, parsed)
+            word = and_(key >= low, key < high)
+        if word is not None:
+            statements.append(select(model.id).where(word))
+    ids: set[int] = set()
+    for statement in statements:
+        ids.update(session.scalars(statement.limit(SPARSE_MATCHES + 1)))
+        if len(ids) > SPARSE_MATCHES:
+            return clause
+    return model.id.in_(sorted(ids)) if ids else false()
+
+
 class _Matches(ColumnElement[bool]):
     """:func:`matching`'s clause; compiled per dialect, since the indexes differ."""
 
@@ -505,14 +547,15 @@ def _compile_matches(element: _Matches, compiler: Any, **kw: Any) -> str:
     raise CompileError(f"search supports SQLite and PostgreSQL, not {compiler.dialect.name}")
 
 
+# Parenthesised: the element is one operand wherever it stands (``... AND (a OR b)``).
 @compiles(_Matches, "sqlite")
 def _compile_matches_sqlite(element: _Matches, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(_matches_clause("sqlite", element), **kw))
+    return f"({compiler.process(_matches_clause('sqlite', element), **kw)})"
 
 
 @compiles(_Matches, "postgresql")
 def _compile_matches_postgresql(element: _Matches, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(_matches_clause("postgresql", element), **kw))
+    return f"({compiler.process(_matches_clause('postgresql', element), **kw)})"
 
 
 # -- the index lookups, per dialect ----------------------------------------------------------

@@ -28,6 +28,7 @@ from crm_core.errors import CRMError, HookError, NotFoundError, ValidationError
 from crm_core.extensions import TimelineEntry
 from crm_core.ids import MAX_ID, as_record_id
 from crm_core.models import Customer, Interaction
+from crm_core.search import active
 
 if TYPE_CHECKING:
     from crm_core.models import User
@@ -149,7 +150,7 @@ def _interactions(
     channels: frozenset[str] | None,
 ) -> list[TimelineEntry]:
     statement = select(Interaction).where(
-        Interaction.customer_id == customer_id, Interaction.archived.is_(False)
+        Interaction.customer_id == customer_id, active(Interaction)
     )
     if channels is not None:
         statement = statement.where(Interaction.channel.in_(sorted(channels)))

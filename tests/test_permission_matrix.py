@@ -1,22 +1,47 @@
 """Every API endpoint, core's and plugins': anonymous 401, no permission 403, unseen 404.
 
 The endpoints come from the app's URL map, so a new route is in the matrix the day
-it is added; a route this test cannot place fails it until the test learns it.
+it is added; a route this test cannot place fails it until the test learns it. Every
+installed plugin is loaded, plus one registered here that serves a resource of its own.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import types
 
 import pytest
+from sqlalchemy import and_
 
-from crm_core.models import Role, User
+from crm_core import PluginManifest, hookimpl
+from crm_core.authz import visible
+from crm_core.models import Customer, Role, User
 from crm_core.services import contacts, customers, interactions, tokens
 from crm_core.testing import api_token
+from crm_core.web.api import ApiResource
+
+#: A plugin's resource: the customers at the lead stage, with a visibility rule of its own.
+LEADS = ApiResource(
+    name="leads",
+    entity="customer",
+    model=Customer,
+    service=customers,
+    visibility=lambda actor: and_(visible(actor, "customer"), Customer.lifecycle_stage == "lead"),
+)
+LEADS_PLUGIN = types.ModuleType("crm_test_matrix_leads")
+LEADS_PLUGIN.PLUGIN_NAME = "crm_test_matrix_leads"  # type: ignore[attr-defined]
+LEADS_PLUGIN.manifest = PluginManifest(core_api=">=1.0,<2")  # type: ignore[attr-defined]
+LEADS_PLUGIN.crm_register_api_resources = hookimpl(lambda: [LEADS])  # type: ignore[attr-defined]
 
 PUBLIC = {"/api/v1/openapi.json", "/api/v1/docs"}
 SELF_SERVICE = {"/api/v1/users/me"}
+
+
+@pytest.fixture
+def crm_plugin_modules():
+    """The installed plugins, and the one serving ``leads``."""
+    return [LEADS_PLUGIN]
 
 
 @pytest.fixture
@@ -34,6 +59,7 @@ def world(crm):
         uow.session.flush()
     with crm.unit_of_work(actor=owner) as uow:
         customer = customers.create(uow, {"name": "Owner's customer"})
+        lead = customers.create(uow, {"name": "Owner's lead", "lifecycle_stage": "lead"})
         contact = contacts.create(uow, {"customer_id": customer.id, "last_name": "Doe"})
         interaction = interactions.create(
             uow,
@@ -49,7 +75,12 @@ def world(crm):
         for name, user in (("powerless", powerless), ("outsider", outsider)):
             _token, plain = tokens.create(uow, user, name="matrix")
             bearer[name] = {"Authorization": f"Bearer {plain}"}
-    records = {"customers": customer.id, "contacts": contact.id, "interactions": interaction.id}
+    records = {
+        "customers": customer.id,
+        "contacts": contact.id,
+        "interactions": interaction.id,
+        "leads": lead.id,
+    }
     return {"records": records, "bearer": bearer, "owner": owner}
 
 
@@ -85,7 +116,14 @@ def call(client, method, url, headers=None):
 
 def test_the_matrix_covers_the_api(app):
     rules = {rule for _method, rule in endpoints(app)}
-    assert {"/api/v1/customers", "/api/v1/customers/<record_id>", "/api/v1/users"} <= rules
+    assert {
+        "/api/v1/customers",
+        "/api/v1/customers/<record_id>",
+        "/api/v1/customers/<record_id>/merges/<merge_id>/undo",
+        "/api/v1/leads/<record_id>/history",
+        "/api/v1/search",
+        "/api/v1/users",
+    } <= rules
 
 
 def test_anonymous_callers_get_401_everywhere(app, client, world):

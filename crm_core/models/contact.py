@@ -18,6 +18,7 @@ class Contact(TimestampMixin, VersionedMixin, Base):
     __table_args__ = (
         Index("ix_contact_customer_id_last_name", "customer_id", "last_name"),
         Index("ix_contact_last_name_first_name", "last_name", "first_name"),
+        Index("ix_contact_archived_last_name", "archived", "last_name", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -42,6 +42,7 @@ class Interaction(TimestampMixin, VersionedMixin, Base):
         Index("ix_interaction_customer_id_occurred_at", "customer_id", "occurred_at", "id"),
         Index("ix_interaction_contact_id_occurred_at", "contact_id", "occurred_at"),
         Index("ix_interaction_user_id_occurred_at", "user_id", "occurred_at"),
+        Index("ix_interaction_archived_occurred_at", "archived", "occurred_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

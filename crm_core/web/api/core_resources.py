@@ -6,7 +6,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, select, true
 
 from crm_core.models import Contact, ContactEmail, Customer, CustomerTag, Interaction
-from crm_core.search import matching
+from crm_core.search import list_filter
 from crm_core.services import contacts, customers, interactions
 from crm_core.web.api.resource import ApiResource
 
@@ -33,8 +33,9 @@ def _contact_search(text: str) -> ColumnElement[bool]:
 def _matching(entity: str, text: str) -> ColumnElement[bool]:
     if not text.strip():
         return true()
-    region = current_app.extensions["crm"].settings.default_phone_region
-    return matching(entity, text, region=region)
+    crm = current_app.extensions["crm"]
+    with crm.session_factory() as session:
+        return list_filter(session, entity, text, region=crm.settings.default_phone_region)
 
 
 def core_resources() -> list[ApiResource]:
