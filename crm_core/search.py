@@ -484,33 +484,44 @@ def list_filter(
     matching ids through the search indexes (a search index stops early; SQLite's
     planner has no statistics to tell a rare word from a common one): when that is all
     of them, the clause is ``id IN (those ids)``, so the list reads them by primary key
-    and sorts a few thousand rows at most; otherwise the matches are dense, and the
-    list walks its own sort index, keeping the matching rows, to fill a page early.
+    and sorts a few thousand rows at most. Otherwise the matches are dense: on SQLite
+    the clause keeps the matching ids out of the planner's reach (``id + 0 IN ...``),
+    so the list walks its own sort index and fills a page after a few hundred rows.
     """
     dialect = _dialect(session)
     parsed = parse(query, region)
-    clause = _matches_clause(dialect, _Matches(entity, parsed))
     model: Any = Customer if entity == "customer" else Contact
     exact = _customer_exact(parsed) if entity == "customer" else _contact_exact(parsed)
-    statements = [select(model.id).where(or_(*exact))] if exact else []
+    exact_ids = (
+        set(session.scalars(select(model.id).where(or_(*exact)).limit(SPARSE_MATCHES + 1)))
+        if exact
+        else set()
+    )
+    word: Any
     expression = _fts_expression(parsed) if dialect == "sqlite" else None
     if expression is not None:
         fts = _fts_customer if entity == "customer" else _fts_contact
-        statements.append(select(fts.c.rowid).where(literal_column(fts.name).match(expression)))
+        word_ids = select(fts.c.rowid).where(literal_column(fts.name).match(expression))
+        word = model.id.in_(word_ids)
     else:
         word = _word_clause(dialect, entity, parsed)
         if word is None and parsed:
-            key, low, high = _prefix_range(dialect, model.name if entity == "customer"
-                                           else model.last_name, parsed)
+            field = model.name if entity == "customer" else model.last_name
+            key, low, high = _prefix_range(dialect, field, parsed)
             word = and_(key >= low, key < high)
-        if word is not None:
-            statements.append(select(model.id).where(word))
-    ids: set[int] = set()
-    for statement in statements:
-        ids.update(session.scalars(statement.limit(SPARSE_MATCHES + 1)))
-        if len(ids) > SPARSE_MATCHES:
-            return clause
-    return model.id.in_(sorted(ids)) if ids else false()
+        word_ids = select(model.id).where(word) if word is not None else None
+    ids = set(exact_ids)
+    if word_ids is not None and len(ids) <= SPARSE_MATCHES:
+        ids.update(session.scalars(word_ids.limit(SPARSE_MATCHES + 1)))
+    if len(ids) <= SPARSE_MATCHES:
+        return model.id.in_(sorted(ids)) if ids else false()
+    if dialect != "sqlite":
+        return _matches_clause(dialect, _Matches(entity, parsed))
+    unreachable = model.id + 0  # no index serves an expression: the list's order drives
+    options = [unreachable.in_(word_ids)] if expression is not None else [word]
+    if exact_ids:
+        options.append(unreachable.in_(sorted(exact_ids)))
+    return or_(*options)
 
 
 class _Matches(ColumnElement[bool]):

@@ -123,6 +123,19 @@ def test_q_filters_keyset_paginated_lists(api):
     assert len(api.collect("/customers", query_string={"q": ""})) == 4
 
 
+@pytest.mark.parametrize("sparse_matches", [1, 2000])
+def test_q_gives_the_same_pages_whether_matches_are_few_or_many(api, monkeypatch, sparse_matches):
+    monkeypatch.setattr("crm_core.search.SPARSE_MATCHES", sparse_matches)
+    for name, email in (("Globex One", "one@globex.example"), ("Globex Two", None),
+                        ("Hooli", "globex@hooli.example"), ("Initech", None)):
+        create(api, "/customers", {"name": name, "email": email})
+    found = api.collect("/customers", query_string={"q": "globex", "limit": 1})
+    assert [c["name"] for c in found] == ["Globex One", "Globex Two", "Hooli"]
+    exact = api.collect("/customers", query_string={"q": "one@globex.example"})
+    assert [c["name"] for c in exact] == ["Globex One"]
+    assert api.collect("/customers", query_string={"q": "nothing-like-it"}) == []
+
+
 # -- duplicates, merge, undo -------------------------------------------------------------------
 
 
