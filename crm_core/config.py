@@ -41,6 +41,8 @@ class Settings:
     custom_attributes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Deployment-declared custom attributes: ``{"customer.vat_id": {"type": "string"}}``."""
     echo_sql: bool = False
+    secure_cookies: bool = False
+    """Send the session cookie over HTTPS only: set it when the CRM is served over HTTPS."""
     bulk_batch_size: int = 1000
     default_phone_region: str | None = None
     """Region (ISO country code) for phone numbers written without a country code."""
@@ -146,6 +148,7 @@ def _validate(raw: dict[str, Any]) -> Settings:
         strict_plugins=_boolean("CRM_STRICT_PLUGINS", raw.get("strict_plugins", False)),
         custom_attributes=_mapping("custom_attributes", raw.get("custom_attributes", {})),
         echo_sql=_boolean("CRM_ECHO_SQL", raw.get("echo_sql", False)),
+        secure_cookies=_boolean("CRM_SECURE_COOKIES", raw.get("secure_cookies", False)),
         bulk_batch_size=_positive_int("CRM_BULK_BATCH_SIZE", raw.get("bulk_batch_size", 1000)),
         default_phone_region=_phone_region(raw.get("default_phone_region")),
     )

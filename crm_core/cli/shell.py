@@ -21,7 +21,7 @@ def shell_context() -> dict[str, Any]:
         "services": services,
     }
     namespace.update({name: getattr(models, name) for name in models.__all__})
-    for name in ("customers", "contacts", "interactions", "users"):
+    for name in ("customers", "contacts", "interactions", "merges", "tokens", "users"):
         namespace[name] = getattr(services, name)
     return namespace
 

@@ -5,7 +5,7 @@ validate (marshmallow) -> reference checks -> ``crm_validate`` hooks -> write ->
 audit entry -> outbox event -> ``crm_on_*`` hooks, all in that one transaction.
 """
 
-from crm_core.services import contacts, customers, interactions, merges, users
+from crm_core.services import contacts, customers, interactions, merges, tokens, users
 from crm_core.services.records import BulkResult, RecordService
 from crm_core.services.unit_of_work import RecordChange, UnitOfWork
 
@@ -18,5 +18,6 @@ __all__ = [
     "customers",
     "interactions",
     "merges",
+    "tokens",
     "users",
 ]
