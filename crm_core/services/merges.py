@@ -68,6 +68,25 @@ class UndoneMerge:
     """The ``merged`` audit entry that was undone."""
 
 
+def merge_id(uow: UnitOfWork, entity: str, survivor_id: int) -> int | None:
+    """The id of the latest ``merged`` audit entry of ``survivor_id``: what undoes that merge.
+
+    Called right after ``customers.merge`` / ``contacts.merge`` in the same unit of
+    work, it names the merge just made (concurrent merges of one survivor conflict on
+    its version, so they cannot interleave).
+    """
+    return uow.session.scalar(
+        select(AuditEntry.id)
+        .where(
+            AuditEntry.entity == entity,
+            AuditEntry.entity_id == str(survivor_id),
+            AuditEntry.action == "merged",
+        )
+        .order_by(AuditEntry.id.desc())
+        .limit(1)
+    )
+
+
 def undo_merge(uow: UnitOfWork, entity: str, audit_entry_id: Any) -> UndoneMerge:
     """Undo the merge recorded in audit entry ``audit_entry_id`` of ``entity``.
 

@@ -16,14 +16,12 @@ from apispec import APISpec
 from flask import Blueprint, Response, current_app, request, url_for
 from marshmallow import Schema, fields, validate
 from marshmallow import ValidationError as SchemaError
-from sqlalchemy import select
 
 from crm_core.authz import require
 from crm_core.duplicates import contact_duplicates, customer_duplicates
 from crm_core.ids import MAX_ID, as_record_id
 from crm_core.models import AuditEntry
-from crm_core.services import contacts, customers
-from crm_core.services.merges import undo_merge
+from crm_core.services import contacts, customers, merges
 from crm_core.web.api.openapi import limit_parameter, problem_responses, resource_ref, schema_ref
 from crm_core.web.api.pagination import parse_limit
 from crm_core.web.api.problems import ApiProblem
@@ -148,16 +146,7 @@ def merge(kind: _Mergeable, record_id: str) -> Response:
         survivor = kind.service.merge(
             uow, record.id, wanted["duplicate_ids"], field_sources=wanted["field_sources"]
         )
-        merge_id = uow.session.scalar(
-            select(AuditEntry.id)
-            .where(
-                AuditEntry.entity == kind.entity,
-                AuditEntry.entity_id == str(survivor.id),
-                AuditEntry.action == "merged",
-            )
-            .order_by(AuditEntry.id.desc())
-            .limit(1)
-        )
+        merge_id = merges.merge_id(uow, kind.entity, survivor.id)
         result = {
             "survivor": _resource(kind)._dump(crm, survivor),
             "merged_ids": list(dict.fromkeys(wanted["duplicate_ids"])),
@@ -182,7 +171,7 @@ def undo(kind: _Mergeable, record_id: str, merge_id: str) -> Response:
         if entry is None or entry.entity != kind.entity or entry.entity_id != str(survivor.id):
             raise ApiProblem(404, "Not found", f"No merge {merge_id!r} into {kind.entity} "
                              f"{survivor.id}.", kind="not-found")
-        undone = undo_merge(uow, kind.entity, entry.id)
+        undone = merges.undo_merge(uow, kind.entity, entry.id)
         resource = _resource(kind)
         result = {
             "survivor": resource._dump(crm, undone.survivor),
