@@ -514,7 +514,7 @@ def list_filter(
     if word_ids is not None and len(ids) <= SPARSE_MATCHES:
         ids.update(session.scalars(word_ids.limit(SPARSE_MATCHES + 1)))
     if len(ids) <= SPARSE_MATCHES:
-        return model.id.in_(sorted(ids)) if ids else false()
+        return model.id.in_(sorted(ids))  # no ids: an empty IN, still a primary-key search
     if dialect != "sqlite":
         return _matches_clause(dialect, _Matches(entity, parsed))
     unreachable = model.id + 0  # no index serves an expression: the list's order drives
