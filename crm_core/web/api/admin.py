@@ -180,6 +180,7 @@ def _next(found: list[Any], page: list[Any], limit: int) -> str | None:
 def describe(spec: APISpec) -> None:
     """Add the users, roles and audit operations to the OpenAPI document being built."""
     user = schema_ref(spec, UserOut)
+    user_input = schema_ref(spec, UserSchema, "UserInput", output=False)
     user_json = {"application/json": {"schema": user}}
     user_id = {
         "name": "user_id",
@@ -237,9 +238,7 @@ def describe(spec: APISpec) -> None:
                 "hash. Needs `user.admin`.",
                 "requestBody": {
                     "required": True,
-                    "content": {
-                        "application/json": {"schema": schema_ref(spec, UserSchema, "UserInput")}
-                    },
+                    "content": {"application/json": {"schema": user_input}},
                 },
                 "responses": {
                     "201": {

@@ -207,7 +207,7 @@ def _record_id(kind: _Mergeable, raw: str) -> int:
 
 def describe(spec: APISpec) -> None:
     """Add the duplicates, merge and undo operations to the OpenAPI document being built."""
-    merge_in = schema_ref(spec, MergeIn)
+    merge_in = schema_ref(spec, MergeIn, output=False)
     duplicate = schema_ref(spec, DuplicateOut, "Duplicate")
     for kind in _MERGEABLE:
         record = resource_ref(spec, kind.plural)

@@ -118,12 +118,14 @@ def problem_responses(*statuses: int) -> dict[str, Any]:
 
 
 def schema_ref(
-    spec: APISpec, schema_class: type[Schema], name: str | None = None
+    spec: APISpec, schema_class: type[Schema], name: str | None = None, *, output: bool = True
 ) -> dict[str, str]:
     """A ``$ref`` to the component describing ``schema_class``, added on first use.
 
     ``name`` defaults to the class name without ``Schema``/``Out``; a name another
-    schema took already gets a number appended.
+    schema took already gets a number appended. An ``output`` schema (what the API
+    sends) stays open to fields added later; an input one refuses unknown fields, as
+    loading it does.
     """
     names = _SCHEMA_NAMES.setdefault(spec, {})
     if schema_class not in names:
@@ -134,6 +136,8 @@ def schema_ref(
             counter += 1
             candidate = f"{base}{counter}"
         spec.components.schema(candidate, schema=schema_class)
+        if output:
+            spec.components.schemas[candidate].pop("additionalProperties", None)
         names[schema_class] = candidate
     return _ref(names[schema_class])
 
