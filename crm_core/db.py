@@ -22,12 +22,12 @@ from sqlalchemy import (
     Numeric,
     String,
     create_engine,
-    event,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from crm_core import sqlite
 from crm_core.config import Settings
 
 NAMING_CONVENTION = {
@@ -128,8 +128,8 @@ class VersionedMixin:
 def create_db_engine(settings: Settings, **kwargs: Any) -> Engine:
     """Create the engine for ``settings.database_url`` with the dialect set-up crm-core needs.
 
-    SQLite gets WAL journaling, enforced foreign keys and a busy timeout; its file's
-    folder is created when missing.
+    SQLite gets WAL journaling, enforced foreign keys, a busy timeout and transactions
+    begun by SQLAlchemy (:mod:`crm_core.sqlite`); its file's folder is created when missing.
     """
     url = settings.url
     options: dict[str, Any] = {"echo": settings.echo_sql}
@@ -142,23 +142,5 @@ def create_db_engine(settings: Settings, **kwargs: Any) -> Engine:
     options.update(kwargs)
     engine = create_engine(url, **options)
     if url.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_on_connect)
-        event.listen(engine, "begin", _sqlite_on_begin)
+        sqlite.set_up(engine)
     return engine
-
-
-def _sqlite_on_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: object) -> None:
-    # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin, so that
-    # SAVEPOINTs (nested transactions) work.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()

@@ -34,6 +34,7 @@ from crm_core.models import Customer, User
 from crm_core.plugins import PluginRegistry
 from crm_core.schemas import schema_for
 from crm_core.services.unit_of_work import UnitOfWork, transaction
+from crm_core.sqlite import writer_engine
 
 #: Core's tables: those on ``Base.metadata`` once core's models are imported. A plugin
 #: imports crm_core before it declares a model, so no plugin's table is among them.
@@ -73,23 +74,46 @@ class CRM:
         self.session_factory: sessionmaker[Session] = sessionmaker(
             self.engine, expire_on_commit=False
         )
+        #: The engine of units of work: the same pool, ``BEGIN IMMEDIATE`` on SQLite.
+        self.write_engine = writer_engine(self.engine)
         self.plugins = PluginRegistry(self.settings, plugins)
         self.plugins.load(discover=discover_plugins)
         self.pm = self.plugins.pm
         self.registry = Registry()
         self._schemas: dict[str, type[Schema]] = {}
+        self._loaders: dict[str, Schema] = {}
         self._collect()
         self.pm.hook.crm_startup(crm=self)
 
     @contextmanager
-    def unit_of_work(self, actor: User | None = None, source: str = "crm") -> Iterator[UnitOfWork]:
+    def unit_of_work(
+        self, actor: User | None = None, source: str = "crm", *, write: bool = True
+    ) -> Iterator[UnitOfWork]:
         """A transaction for service calls; commits at the end, rolls back on any error.
 
         ``source`` says where the write comes from (``api``, ``ui``, ``cli``,
-        ``import``, a plugin's name) and is kept in the audit trail.
+        ``import``, a plugin's name) and is kept in the audit trail. On SQLite the
+        transaction takes the write lock at its first statement, so that units of work
+        that read and then write queue instead of failing; pass ``write=False`` for one
+        that only reads (e.g. ``service.get`` for an API ``GET``): it then takes no lock,
+        and a write in it may fail with "database is locked" while others write.
         """
-        with transaction(self, actor, source) as uow:
+        with transaction(self, actor, source, write=write) as uow:
             yield uow
+
+    def write_session(self) -> Session:
+        """A new session for a transaction that writes (its units of work use one).
+
+        On SQLite its transactions begin with ``BEGIN IMMEDIATE`` (at the first
+        statement, not when the session is made), so that concurrent writers queue
+        instead of failing with "database is locked". Reads keep
+        :attr:`session_factory`, whose deferred ``BEGIN`` takes no lock.
+        """
+        session = self.session_factory()
+        if session.bind is self.engine:
+            # Only the CRM's own engine: tests bind the factory to one connection.
+            session.bind = self.write_engine
+        return session
 
     def menu_items(self, actor: User | None) -> list[MenuItem]:
         """Navigation entries from every plugin that ``actor`` may see, in display order."""
@@ -148,6 +172,16 @@ class CRM:
         if entity not in self._schemas:
             self._schemas[entity] = schema_for(self, entity)
         return self._schemas[entity]
+
+    def loader(self, entity: str) -> Schema:
+        """One instance of :meth:`schema` for loading input, shared by every write.
+
+        Making an instance deep-copies every field (a noticeable part of an API write);
+        ``load`` keeps no state on the instance (``partial`` is passed per call).
+        """
+        if entity not in self._loaders:
+            self._loaders[entity] = self.schema(entity)()
+        return self._loaders[entity]
 
     def _gather(self, hook_name: str, target: dict[str, Any], key: Any) -> None:
         for plugin_name, items in self.call_each(hook_name):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import re
@@ -9,9 +10,10 @@ import re
 import pytest
 from flask import jsonify
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from crm_core.db import utcnow
-from crm_core.models import AuditEntry, User
+from crm_core.models import ApiToken, AuditEntry, User
 from crm_core.security import ScopedActor
 from crm_core.services import tokens, users
 from crm_core.web.auth import LOGIN_FAILED, current_actor
@@ -138,6 +140,17 @@ def test_signing_in_starts_a_session_current_actor_resolves(client, crm, people)
     assert audit_actions(crm, user.id)[-1] == "logged_in"
     # Signed in, the login page sends you on.
     assert client.get("/login").status_code == 302
+
+
+def test_the_session_cookie_is_httponly_lax_and_secure_only_when_asked(crm, people):
+    from crm_core.web.app import create_app
+
+    for secure in (False, True):
+        crm.settings = dataclasses.replace(crm.settings, secure_cookies=secure)
+        client = create_app(crm=crm).test_client()
+        cookie = sign_in(client, "sam@example.com", PASSWORD).headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+        assert ("Secure" in cookie) is secure
 
 
 def test_sign_in_goes_back_only_to_pages_of_this_site(client, people):
@@ -342,6 +355,41 @@ def test_a_bad_token_is_nobody_even_with_a_session(client, people, credentials):
     assert whoami(client)["email"] == "sam@example.com"
     bad = whoami(client, headers={"Authorization": f"Bearer {credentials}"})
     assert bad["email"] is None
+
+
+def last_used(crm, token_id: int) -> dt.datetime | None:
+    with crm.session_factory() as session:
+        return session.get(ApiToken, token_id).last_used_at
+
+
+def test_a_token_s_use_is_recorded_once_the_response_is_sent(client, crm, people):
+    with crm.unit_of_work(source="test") as uow:
+        token, plain = tokens.create(uow, people["sam"])
+    bearer = {"Authorization": f"Bearer {plain}"}
+    response = client.get("/api/test/whoami", headers=bearer)
+    assert response.get_json()["email"] == "sam@example.com"
+    assert last_used(crm, token.id) is None  # the request itself only reads
+    response.close()  # what the server does once the response is sent
+    first = last_used(crm, token.id)
+    assert first is not None and utcnow() - first < dt.timedelta(seconds=10)
+    client.get("/api/test/whoami", headers=bearer).close()
+    assert last_used(crm, token.id) == first  # at most once a minute
+
+
+def test_recording_a_token_s_use_never_fails_the_request(client, crm, people, monkeypatch,
+                                                          caplog):
+    with crm.unit_of_work(source="test") as uow:
+        token, plain = tokens.create(uow, people["sam"])
+
+    def locked(*_args):
+        raise OperationalError("UPDATE api_token ...", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(tokens, "touch", locked)
+    response = client.get("/api/test/whoami", headers={"Authorization": f"Bearer {plain}"})
+    assert response.status_code == 200
+    response.close()
+    assert last_used(crm, token.id) is None
+    assert "Could not record the use of API token" in caplog.text
 
 
 def test_api_answers_bearer_tokens_and_401_without_them(client, crm, people):

@@ -255,6 +255,16 @@ def test_the_actor_s_user_is_the_user_as_the_orm_loads_it(crm, people):
     assert "customer.view" in vic.permissions and "customer.edit" not in vic.permissions
 
 
+def test_a_user_without_roles_acts_with_no_permissions(crm, people):
+    with crm.unit_of_work(source="test") as uow:
+        nobody = users.create(uow, {"email": "nobody@example.com", "password": PASSWORD,
+                                    "roles": []})
+    actor = actor_for(crm, make_token(crm, nobody)[1])
+    assert actor is not None
+    assert actor.roles == [] and actor.permissions == frozenset()
+    assert actor.visibility.value == "own"
+
+
 # -- scopes: the actor a token authenticates ----------------------------------------------
 
 

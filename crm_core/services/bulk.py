@@ -10,10 +10,11 @@ as persistent: hooks and callers get complete ORM objects at near Core speed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, insert, text
+from sqlalchemy import Insert, Table, insert, text
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 M = TypeVar("M")
@@ -30,18 +31,24 @@ def insert_objects(session: Session, model: type[M], rows: Sequence[dict[str, An
     table: Table = model.__table__  # type: ignore[attr-defined]
     rows = [_with_defaults(table, row) for row in rows]
     generated = _generated_key(table)
+    # Core statements on the session's connection: no ORM execution around them.
+    connection = session.connection()
+    statement = _insert(table)
     if generated is None:
-        session.execute(insert(table), rows)
-    elif session.get_bind().dialect.name == "postgresql":
+        connection.execute(statement, rows)
+    elif connection.dialect.name == "postgresql":
         for row, ident in zip(rows, _next_ids(session, table, generated, len(rows)), strict=True):
             row[generated] = ident
-        session.execute(insert(table), rows)
+        connection.execute(statement, rows)
+    elif len(rows) == 1:
+        # One row (every API create): the DBAPI cursor's lastrowid is its id.
+        rows[0][generated] = connection.execute(statement, rows[0]).lastrowid
     else:
-        session.execute(insert(table), rows)
+        connection.execute(statement, rows)
         # SQLite gives a new row the largest rowid + 1, and this transaction holds the
         # write lock from the first row to the commit, so the batch got consecutive
         # ids ending at last_insert_rowid() (documented: sqlite.org/autoinc.html).
-        last = session.scalar(text("SELECT last_insert_rowid()"))
+        last = connection.scalar(text("SELECT last_insert_rowid()"))
         for offset, row in enumerate(rows, start=last - len(rows) + 1):
             row[generated] = offset
     objects = []
@@ -53,6 +60,13 @@ def insert_objects(session: Session, model: type[M], rows: Sequence[dict[str, An
     return objects
 
 
+@functools.cache
+def _insert(table: Table) -> Insert:
+    """``INSERT INTO <table>``, built once: building a statement costs more than sending it."""
+    return insert(table)
+
+
+@functools.cache
 def _generated_key(table: Table) -> str | None:
     """The name of the table's database-generated integer key, if it has one."""
     columns = list(table.primary_key.columns)

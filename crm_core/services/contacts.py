@@ -30,18 +30,26 @@ class ContactService(RecordService[Contact]):
     mergeable_fields = ("customer_id", "first_name", "last_name", "job_title", "owner_id")
 
     def check_references(self, uow: UnitOfWork, batch: Sequence[RecordChange]) -> None:
-        """The customer and the owner must exist; a merged customer is named."""
+        """The customer and the owner must exist; a merged customer is named.
+
+        The customer's row (with its country, for reading phone numbers) is kept in
+        ``change.references["customer_id"]``.
+        """
         customers = existing(
             uow.session,
             Customer,
             {c.data.get("customer_id") for c in batch},
             Customer.merged_into_id,
+            Customer.country,
             where=visible(uow.actor, "customer"),
         )
         reject_missing(batch, "customer_id", customers, "customer")
         for change in batch:
             row = customers.get(change.data.get("customer_id"))
-            if row is not None and row.merged_into_id is not None:
+            if row is None:
+                continue
+            change.references["customer_id"] = row
+            if row.merged_into_id is not None:
                 change.reject(
                     "customer_id",
                     f"Customer {row.id} was merged into customer {row.merged_into_id}.",
@@ -64,7 +72,12 @@ class ContactService(RecordService[Contact]):
 
         Phone numbers get their E.164 form, read with the country of the contact's customer.
         """
-        regions = self._regions(uow, {change.data.get("customer_id") for change in changes})
+        known = {
+            row.id: row.country
+            for change in changes
+            if (row := change.references.get("customer_id")) is not None
+        }
+        regions = self._regions(uow, {change.data.get("customer_id") for change in changes}, known)
         for name, model, _value_field in _CHILDREN:
             rows = [
                 {"contact_id": change.record.id, "position": position, **item}
@@ -109,16 +122,24 @@ class ContactService(RecordService[Contact]):
             for phone in record.phones:
                 phone.e164 = to_e164(phone.number, region)
 
-    def _regions(self, uow: UnitOfWork, customer_ids: set[Any]) -> Callable[[Any], str | None]:
-        """A function: customer id -> region to read its contacts' phone numbers with."""
+    def _regions(
+        self,
+        uow: UnitOfWork,
+        customer_ids: set[Any],
+        known: Mapping[Any, str | None] | None = None,
+    ) -> Callable[[Any], str | None]:
+        """A function: customer id -> region to read its contacts' phone numbers with.
+
+        ``known`` maps customer ids to countries already read; the others are queried.
+        """
         default = uow.crm.settings.default_phone_region
-        wanted = {ident for ident in customer_ids if ident is not None}
-        countries: dict[Any, str | None] = {}
+        countries: dict[Any, str | None] = dict(known or {})
+        wanted = {ident for ident in customer_ids if ident is not None and ident not in countries}
         if wanted:
             rows = uow.session.execute(
                 select(Customer.id, Customer.country).where(Customer.id.in_(wanted))
             )
-            countries = {ident: country for ident, country in rows}
+            countries.update({ident: country for ident, country in rows})
         return lambda customer_id: region_for(countries.get(customer_id), default)
 
     def merged_values(

@@ -7,12 +7,13 @@ what a merge moves) and exposes the instance's methods as module functions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from marshmallow import ValidationError as SchemaError
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, bindparam, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -62,13 +63,13 @@ class RecordService(Generic[M]):
         """
         require(uow.actor, f"{self.entity}.view")
         ident = as_record_id(record_id)
-        record = (
-            uow.session.scalars(
-                select(self.model).where(self.model.id == ident, visible(uow.actor, self.entity))
-            ).first()
-            if ident is not None
-            else None
-        )
+        record = None
+        if ident is not None:
+            statement = _get_statement(self.model)
+            clause = visible(uow.actor, self.entity)
+            if clause is not true():
+                statement = statement.where(clause)
+            record = uow.session.scalars(statement, {"id": ident}).first()
         if record is None:
             raise NotFoundError(self.entity, record_id)
         return record
@@ -90,7 +91,7 @@ class RecordService(Generic[M]):
         unit of work decides (one transaction per batch for imports).
         """
         require(uow.actor, f"{self.entity}.edit")
-        schema = uow.crm.schema(self.entity)()
+        schema = uow.crm.loader(self.entity)
         batch: list[RecordChange] = []
         errors: dict[int, dict[str, Any]] = {}
         for index, row in enumerate(rows):
@@ -166,7 +167,7 @@ class RecordService(Generic[M]):
             if wanted
             else {}
         )
-        schema = uow.crm.schema(self.entity)()
+        schema = uow.crm.loader(self.entity)
         batch: list[RecordChange] = []
         errors: dict[int, dict[str, Any]] = {}
         for index, ((record_id, data), ident) in enumerate(zip(items, ids, strict=True)):
@@ -424,10 +425,31 @@ def existing(
     wanted = {ident for ident in ids if ident is not None}
     if not wanted:
         return {}
-    statement = select(model.id, *columns).where(model.id.in_(wanted))
-    if where is not None:
+    keys = tuple(getattr(column, "key", "") for column in columns)
+    if all(getattr(model, key, None) is column for key, column in zip(keys, columns, strict=True)):
+        statement = _existing_statement(model, keys)  # attributes of the model: the usual case
+    else:
+        statement = select(model.id, *columns).where(model.id.in_(bindparam("ids", expanding=True)))
+    if where is not None and where is not true():
         statement = statement.where(where)
-    return {row[0]: row for row in session.execute(statement)}
+    return {row[0]: row for row in session.execute(statement, {"ids": list(wanted)})}
+
+
+@functools.cache
+def _get_statement(model: type[Any]) -> Select[Any]:
+    """``SELECT <model> WHERE id = :id``, built once (every API read and write uses one)."""
+    return select(model).where(model.id == bindparam("id"))
+
+
+@functools.cache
+def _existing_statement(model: type[Any], keys: tuple[str, ...]) -> Select[Any]:
+    """``SELECT id, <keys> FROM <model> WHERE id IN (:ids)``, built once per shape.
+
+    Building a statement costs several times what running it does, and every write
+    checks its references with one.
+    """
+    columns = [getattr(model, key) for key in keys]
+    return select(model.id, *columns).where(model.id.in_(bindparam("ids", expanding=True)))
 
 
 def reject_missing(

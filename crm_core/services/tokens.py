@@ -12,10 +12,11 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, Select, Update, bindparam, inspect, select, update
+from sqlalchemy import Connection, Row, Select, Update, bindparam, inspect, or_, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from crm_core.authz import has_permission
 from crm_core.db import utcnow
@@ -138,7 +139,7 @@ def authenticate(session: Session, token: str, now: dt.datetime) -> ApiToken | N
     found = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
     if found is None or not usable(found.revoked_at, found.expires_at, found.user.active, now):
         return None
-    if _stale(found.last_used_at, now):
+    if is_stale(found.last_used_at, now):
         found.last_used_at = now
     return found
 
@@ -150,17 +151,27 @@ def usable(
     return revoked_at is None and active and (expires_at is None or now < expires_at)
 
 
-def _stale(last_used_at: dt.datetime | None, now: dt.datetime) -> bool:
+def is_stale(last_used_at: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether a token last used at ``last_used_at`` should have ``now`` recorded instead."""
     return last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION
 
 
 # -- the per-request path ----------------------------------------------------------------
-# authenticate_actor runs on every API request, so it reads with two Core queries (token,
-# user and team in one; roles in the other) and builds detached ORM objects from the rows:
-# about three times cheaper than loading them through the ORM, with the same result.
+# find_actor runs on every API request, so it reads token, user, team and roles with one
+# Core query (a row per role) and builds detached ORM objects from the rows: several times
+# cheaper than loading them through the ORM, with the same result. It never writes: the
+# web layer records the use (touch) apart from the request's own work.
 
 _Columns = list[tuple[str, Any]]
 """``(attribute name, column)`` of a model's mapped columns."""
+
+
+class TokenUse(NamedTuple):
+    """The actor a token authenticates, and when the token was used before (``None``: never)."""
+
+    actor: ScopedActor
+    token_id: int
+    last_used_at: dt.datetime | None
 
 
 @dataclass(frozen=True)
@@ -168,8 +179,7 @@ class _Queries:
     user_columns: _Columns
     team_columns: _Columns
     role_columns: _Columns
-    token_and_user: Select[Any]
-    roles_of_user: Select[Any]
+    actor: Select[Any]
     touch: Update
 
 
@@ -183,7 +193,7 @@ def _queries() -> _Queries:
         return [(attr.key, attr.columns[0]) for attr in inspect(model).column_attrs]
 
     user_columns, team_columns, role_columns = columns(User), columns(Team), columns(Role)
-    token_and_user = (
+    actor = (
         select(
             token.c.id.label("token__id"),
             token.c.scopes.label("token__scopes"),
@@ -192,71 +202,97 @@ def _queries() -> _Queries:
             token.c.last_used_at.label("token__last_used_at"),
             *(column.label(f"user__{key}") for key, column in user_columns),
             *(column.label(f"team__{key}") for key, column in team_columns),
+            *(column.label(f"role__{key}") for key, column in role_columns),
         )
         .select_from(token)
         .join(users, users.c.id == token.c.user_id)
         .outerjoin(teams, teams.c.id == users.c.team_id)
+        .outerjoin(user_roles, user_roles.c.user_id == users.c.id)
+        .outerjoin(roles, roles.c.id == user_roles.c.role_id)
         .where(token.c.token_hash == bindparam("token_hash"))
-    )
-    roles_of_user = (
-        select(*(column for _, column in role_columns))
-        .join(user_roles, user_roles.c.role_id == roles.c.id)
-        .where(user_roles.c.user_id == bindparam("user_id"))
         .order_by(roles.c.id)
     )
     touch = (
         update(token)
-        .where(token.c.id == bindparam("token_id"))
+        .where(
+            token.c.id == bindparam("token_id"),
+            or_(token.c.last_used_at.is_(None), token.c.last_used_at <= bindparam("stale_at")),
+        )
         .values(last_used_at=bindparam("now"))
     )
-    return _Queries(user_columns, team_columns, role_columns, token_and_user, roles_of_user, touch)
+    return _Queries(user_columns, team_columns, role_columns, actor, touch)
+
+
+def find_actor(connection: Connection, token: str, now: dt.datetime) -> TokenUse | None:
+    """The actor ``token`` authenticates at ``now`` (:func:`authenticate`'s rules), or ``None``.
+
+    One query, no write. The actor's ``user`` is a complete detached
+    :class:`~crm_core.models.User` (roles and team loaded). When
+    :func:`is_stale` says so for :attr:`TokenUse.last_used_at`, record the use with
+    :func:`touch`.
+    """
+    if not looks_like_token(token):
+        return None
+    queries = _queries()
+    rows = connection.execute(queries.actor, {"token_hash": hash_token(token)}).all()
+    if not rows:
+        return None
+    fields = rows[0]._mapping
+    if not usable(
+        fields["token__revoked_at"], fields["token__expires_at"], fields["user__active"], now
+    ):
+        return None
+    user = _detached_user(queries, rows)
+    actor = ScopedActor(user, fields["token__scopes"], token_id=fields["token__id"])
+    return TokenUse(actor, fields["token__id"], fields["token__last_used_at"])
+
+
+def touch(connection: Connection, token_id: int, now: dt.datetime) -> None:
+    """Set the token's ``last_used_at`` to ``now``, unless another request just did.
+
+    One ``UPDATE``, a no-op when the stored time is less than
+    :data:`LAST_USED_RESOLUTION` old; the caller commits.
+    """
+    connection.execute(
+        _queries().touch,
+        {"token_id": token_id, "now": now, "stale_at": now - LAST_USED_RESOLUTION},
+    )
 
 
 def authenticate_actor(session: Session, token: str, now: dt.datetime) -> ScopedActor | None:
     """The actor a request with ``token`` acts as, or ``None``: :func:`authenticate`'s rules.
 
-    The web layer calls this on every request with ``Authorization: Bearer``. The
-    actor's ``user`` is a complete detached :class:`~crm_core.models.User` (roles and
-    team loaded). ``last_used_at`` is written at most once per
-    :data:`LAST_USED_RESOLUTION`; the caller commits ``session``.
+    :func:`find_actor`, then :func:`touch` when due, on ``session``'s connection
+    (the caller commits ``session``).
     """
-    if not looks_like_token(token):
-        return None
-    queries = _queries()
     connection = session.connection()
-    row = connection.execute(
-        queries.token_and_user, {"token_hash": hash_token(token)}
-    ).one_or_none()
-    if row is None:
+    found = find_actor(connection, token, now)
+    if found is None:
         return None
-    fields = row._mapping
-    if not usable(
-        fields["token__revoked_at"], fields["token__expires_at"], fields["user__active"], now
-    ):
-        return None
-    if _stale(fields["token__last_used_at"], now):
-        connection.execute(queries.touch, {"token_id": fields["token__id"], "now": now})
-    roles = connection.execute(queries.roles_of_user, {"user_id": fields["user__id"]}).all()
-    user = _detached_user(queries, row, roles)
-    return ScopedActor(user, fields["token__scopes"], token_id=fields["token__id"])
+    if is_stale(found.last_used_at, now):
+        touch(connection, found.token_id, now)
+    return found.actor
 
 
-def _detached_user(queries: _Queries, row: Row[Any], role_rows: list[Row[Any]]) -> User:
+def _detached_user(queries: _Queries, rows: list[Row[Any]]) -> User:
     """A User (with roles and team) built from rows, as if loaded and then expunged."""
-    fields = row._mapping
+    fields = rows[0]._mapping
     user = User(**{key: fields[f"user__{key}"] for key, _ in queries.user_columns})
     roles = []
-    for role_row in role_rows:
-        values = role_row._mapping
-        role = Role(**{key: values[column] for key, column in queries.role_columns})
+    for row in rows:
+        values = row._mapping
+        if values["role__id"] is None:
+            continue
+        role = Role(**{key: values[f"role__{key}"] for key, _ in queries.role_columns})
         make_transient_to_detached(role)
         roles.append(role)
-    user.roles = roles
     team = None
     if fields["team__id"] is not None:
         team = Team(**{key: fields[f"team__{key}"] for key, _ in queries.team_columns})
         make_transient_to_detached(team)
-    user.team = team
+    # As loaded, not as changed: no change events to run.
+    set_committed_value(user, "roles", roles)
+    set_committed_value(user, "team", team)
     make_transient_to_detached(user)
     return user
 

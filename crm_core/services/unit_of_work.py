@@ -38,6 +38,9 @@ class RecordChange:
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     """Each changed field mapped to ``(old, new)``; on create ``old`` is ``None``."""
     errors: dict[str, list[str]] = field(default_factory=dict)
+    references: dict[str, Any] = field(default_factory=dict)
+    """Rows the reference checks read, by field (``customer_id`` -> the customer's row),
+    for the later steps of the same write (so they need not read them again)."""
 
     def reject(self, field_name: str, message: str) -> None:
         """Refuse this record because of ``field_name`` (``_schema`` for the whole record)."""
@@ -128,9 +131,13 @@ class UnitOfWork:
             )
         # Core executemany: these rows are never read back in this transaction.
         connection = self.session.connection()
-        connection.execute(insert(AuditEntry.__table__), audit_rows)
-        connection.execute(insert(OutboxEvent.__table__), event_rows)
+        connection.execute(_AUDIT_INSERT, audit_rows)
+        connection.execute(_EVENT_INSERT, event_rows)
 
+
+#: Built once: building a statement costs more than sending it.
+_AUDIT_INSERT = insert(AuditEntry.__table__)
+_EVENT_INSERT = insert(OutboxEvent.__table__)
 
 _PLAIN = frozenset({str, int, float, bool})
 
@@ -153,7 +160,16 @@ def _jsonable(value: Any) -> Any:
 
 
 @contextmanager
-def transaction(crm: CRM, actor: User | None, source: str) -> Iterator[UnitOfWork]:
-    """Open a session and a transaction; commit on success, roll back on any error."""
-    with crm.session_factory() as session, session.begin():
+def transaction(
+    crm: CRM, actor: User | None, source: str, *, write: bool = True
+) -> Iterator[UnitOfWork]:
+    """Open a session and a transaction; commit on success, roll back on any error.
+
+    With ``write``, the session is :meth:`CRM.write_session`'s: on SQLite the
+    transaction takes the write lock when its first statement runs (``BEGIN
+    IMMEDIATE``), so a unit of work that reads and then writes never fails because
+    another one wrote meanwhile. Without, it is a plain session (deferred ``BEGIN``).
+    """
+    session_factory = crm.write_session if write else crm.session_factory
+    with session_factory() as session, session.begin():
         yield UnitOfWork(crm, session, actor=actor, source=source)

@@ -22,14 +22,18 @@ send ``X-CSRFToken``.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
     Flask,
+    Response,
+    after_this_request,
     current_app,
     flash,
     g,
@@ -43,6 +47,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import SQLAlchemyError
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
@@ -51,6 +56,9 @@ from crm_core.errors import ValidationError
 from crm_core.models import User
 from crm_core.security import ScopedActor
 from crm_core.services import tokens, users
+
+if TYPE_CHECKING:
+    from crm_core.runtime import CRM
 
 __all__ = [
     "API_PATH_PREFIX",
@@ -71,6 +79,8 @@ LOGIN_FAILED = (
 )
 """The one message for every refused sign-in: it never tells whether the email exists."""
 
+logger = logging.getLogger(__name__)
+
 _ACTOR = "crm_actor"
 _FINGERPRINT = "crm_pw"
 
@@ -83,12 +93,12 @@ blueprint = Blueprint("crm_auth", __name__, template_folder="templates")
 def init_auth(app: Flask) -> None:
     """Set up sessions, CSRF protection and bearer tokens on ``app``; add the auth views.
 
-    Session cookies are ``HttpOnly`` and ``SameSite=Lax``; set
-    ``app.config["SESSION_COOKIE_SECURE"] = True`` when the CRM is served over HTTPS.
+    Session cookies are ``HttpOnly``, ``SameSite=Lax``, and ``Secure`` with the
+    ``secure_cookies`` setting (for a CRM served over HTTPS).
     """
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    app.config.setdefault("SESSION_COOKIE_SECURE", False)
+    app.config["SESSION_COOKIE_SECURE"] = app.extensions["crm"].settings.secure_cookies
 
     login_manager = LoginManager()
     login_manager.login_view = "crm_auth.login"
@@ -177,9 +187,35 @@ def _resolve_actor() -> User | ScopedActor | None:
 
 
 def _token_actor(credentials: str) -> ScopedActor | None:
+    """The token's actor, read without writing; its use is recorded after the response."""
     crm = current_app.extensions["crm"]
-    with crm.session_factory() as db, db.begin():
-        return tokens.authenticate_actor(db, credentials, utcnow())
+    now = utcnow()
+    with crm.session_factory() as db:
+        found = tokens.find_actor(db.connection(), credentials, now)
+    if found is None:
+        return None
+    if tokens.is_stale(found.last_used_at, now):
+        token_id = found.token_id
+
+        @after_this_request
+        def _record_use_when_sent(response: Response) -> Response:
+            response.call_on_close(lambda: _record_token_use(crm, token_id, now))
+            return response
+
+    return found.actor
+
+
+def _record_token_use(crm: CRM, token_id: int, now: dt.datetime) -> None:
+    """Best effort: store when a token was last used (run once the response has been sent).
+
+    A short write transaction of its own, at most once a minute per token; it can
+    neither delay nor fail the request, and a failure only leaves the time older.
+    """
+    try:
+        with crm.write_session() as db, db.begin():
+            tokens.touch(db.connection(), token_id, now)
+    except SQLAlchemyError:
+        logger.warning("Could not record the use of API token %s.", token_id, exc_info=True)
 
 
 def _load_user(user_id: str) -> User | None:

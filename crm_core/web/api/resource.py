@@ -135,7 +135,7 @@ class ApiResource:
         """``GET /<name>/<id>``: one record, with its version as ``ETag``."""
         crm, actor = _context()
         ident = self._record_id(record_id)
-        with crm.unit_of_work(actor=actor, source="api") as uow:
+        with crm.unit_of_work(actor=actor, source="api", write=False) as uow:
             record = self.service.get(uow, ident)
             etag = _etag(record)
             if request.if_none_match.contains_weak(etag.strip('"')):
