@@ -125,6 +125,4 @@ def history(
     return HistoryPage(entries, next_before_id)
 
 
-
-
 __all__ = ["MAX_LIMIT", "HistoryEntry", "HistoryPage", "history"]

@@ -269,6 +269,4 @@ def _id_key(ident: int | str) -> tuple[int, Any]:
     return (0, ident) if isinstance(ident, int) else (1, str(ident))
 
 
-
-
 __all__ = ["INTERACTION", "MAX_LIMIT", "TimelineCursor", "TimelinePage", "timeline"]

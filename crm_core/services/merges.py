@@ -217,6 +217,4 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-
-
 __all__ = ["REFERENCES", "SERVICES", "UndoneMerge", "undo_merge"]

@@ -278,7 +278,6 @@ class ApiResource:
         return schema_class(many=many, only=[*always, *names]).dump(value)
 
 
-
 @functools.lru_cache(maxsize=256)
 def _dumper(schema_class: type[Schema], many: bool) -> Schema:
     """One schema instance per class for dumping, reused by every request.
