@@ -10,7 +10,8 @@ Fixtures: ``crm`` (the runtime), ``uow`` (a unit of work), ``app``, ``client``,
 ``api`` (an :class:`ApiClient` of a user with every permission), ``runner``,
 ``crm_database_url`` (the shared, migrated database) and ``fresh_database_url`` (an
 empty database of the same backend, for migration tests). :func:`make_user` and
-:func:`api_token` make other callers of the API.
+:func:`api_token` make other callers of the API; :func:`plugin_module` makes a plugin
+in the test (return it from an overridden ``crm_plugin_modules`` fixture).
 Mark a test ``@pytest.mark.plugins("crm_sales")`` to load only those installed plugins;
 ``@pytest.mark.plugins()`` loads none.
 """
@@ -21,6 +22,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -215,6 +217,25 @@ class CRMCliRunner(FlaskCliRunner):
 def runner(app: Any) -> CRMCliRunner:
     """A CLI runner: ``runner.invoke(args=["plugins", "--json"])`` runs ``crm plugins --json``."""
     return CRMCliRunner(app)
+
+
+# -- plugins made in a test ---------------------------------------------------------------
+
+
+def plugin_module(name: str, *, core_api: str = ">=1.0,<2", **hooks: Any) -> ModuleType:
+    """A plugin made in the test: a module with a manifest and ``hooks`` as hookimpls.
+
+    Return it from an overridden ``crm_plugin_modules`` fixture:
+    ``plugin_module("loyalty", crm_on_customers_merged=on_merged)``.
+    """
+    from crm_core import PluginManifest, hookimpl
+
+    module = ModuleType(name)
+    module.PLUGIN_NAME = name  # type: ignore[attr-defined]
+    module.manifest = PluginManifest(core_api=core_api)  # type: ignore[attr-defined]
+    for hook_name, function in hooks.items():
+        setattr(module, hook_name, hookimpl(function))
+    return module
 
 
 # -- the REST API -----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from marshmallow import Schema, fields
 from marshmallow import ValidationError as SchemaError
 from sqlalchemy import and_, update
 
-from crm_core import PluginManifest, ValidationError, hookimpl
+from crm_core import ValidationError
 from crm_core.authz import visible
 from crm_core.models import Customer, User
 from crm_core.schemas.fieldtypes import EmailAddress, RequiredText
@@ -25,6 +25,7 @@ from crm_core.services import contacts, customers, interactions
 from crm_core.testing import ApiClient as Api
 from crm_core.testing import api_token as token_for
 from crm_core.testing import make_user
+from crm_core.testing import plugin_module as _plugin
 from crm_core.web.api import ApiResource
 
 pytestmark = pytest.mark.plugins()
@@ -82,13 +83,6 @@ LEADS = ApiResource(
 RACE: dict[str, int | None] = {"customer_id": None}
 
 
-def _plugin(name: str, **hooks: Any) -> types.ModuleType:
-    module = types.ModuleType(name)
-    module.PLUGIN_NAME = name  # type: ignore[attr-defined]
-    module.manifest = PluginManifest(core_api=">=1.0,<2")  # type: ignore[attr-defined]
-    for hook_name, function in hooks.items():
-        setattr(module, hook_name, hookimpl(function))
-    return module
 
 
 def _race(uow: Any, entity: str, batch: Any) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import types
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,12 @@ from click.testing import CliRunner, Result
 from flask import current_app
 from sqlalchemy import create_engine, func, select
 
-from crm_core import PluginManifest, hookimpl, migrate
+from crm_core import migrate
 from crm_core.cli import cli, main
 from crm_core.demo import DEMO_EMAIL
 from crm_core.models import Customer, User
 from crm_core.services import customers
+from crm_core.testing import plugin_module
 
 PASSWORD = "correct horse battery"
 
@@ -70,14 +70,6 @@ def run(env: dict[str, str], *args: str, input: str | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), env=env, input=input)
 
 
-def plugin_module(name: str, **hooks: Any) -> types.ModuleType:
-    """A plugin made in the test, with a manifest and the given hook functions."""
-    module = types.ModuleType(name)
-    module.PLUGIN_NAME = name  # type: ignore[attr-defined]
-    module.manifest = PluginManifest(core_api=">=1.0,<2")  # type: ignore[attr-defined]
-    for hook_name, function in hooks.items():
-        setattr(module, hook_name, hookimpl(function))
-    return module
 
 
 def branch_lines(output: str) -> dict[str, list[str]]:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import types
 
 import pytest
 from sqlalchemy import select
 
-from crm_core import PluginManifest, ValidationError, hookimpl
+from crm_core import ValidationError
 from crm_core.extensions import Channel
 from crm_core.models import Interaction
 from crm_core.services import contacts, customers, interactions
+from crm_core.testing import plugin_module
 
 pytestmark = pytest.mark.plugins()
 
@@ -20,11 +20,8 @@ WHEN = dt.datetime(2026, 5, 4, 15, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))
 
 @pytest.fixture
 def crm_plugin_modules() -> list:
-    module = types.ModuleType("pigeons")
-    module.PLUGIN_NAME = "pigeons"
-    module.manifest = PluginManifest(core_api=">=1.0")
-    module.crm_register_channels = hookimpl(lambda: [Channel("carrier_pigeon", directional=True)])
-    return [module]
+    channels = [Channel("carrier_pigeon", directional=True)]
+    return [plugin_module("pigeons", core_api=">=1.0", crm_register_channels=lambda: channels)]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect, select
 
-from crm_core import NotFoundError, PermissionDenied, PluginManifest, ValidationError, hookimpl
+from crm_core import NotFoundError, PermissionDenied, ValidationError
 from crm_core.models import (
     AuditEntry,
     Contact,
@@ -24,6 +24,7 @@ from crm_core.models import (
 )
 from crm_core.services import contacts, customers, interactions
 from crm_core.services.merges import undo_merge
+from crm_core.testing import plugin_module
 
 pytestmark = pytest.mark.plugins()
 
@@ -59,12 +60,13 @@ def _merge_undone(survivor, restored, moved):
 def crm_plugin_modules() -> list[types.ModuleType]:
     loyalty_cards.clear()
     undone_calls.clear()
-    module = types.ModuleType("loyalty")
-    module.PLUGIN_NAME = "loyalty"  # type: ignore[attr-defined]
-    module.manifest = PluginManifest(core_api=">=1.0,<2")  # type: ignore[attr-defined]
-    module.crm_on_customers_merged = hookimpl(_merged)  # type: ignore[attr-defined]
-    module.crm_on_customers_merge_undone = hookimpl(_merge_undone)  # type: ignore[attr-defined]
-    return [module]
+    return [
+        plugin_module(
+            "loyalty",
+            crm_on_customers_merged=_merged,
+            crm_on_customers_merge_undone=_merge_undone,
+        )
+    ]
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import html
 import os
 import re
 import time
-import types
 import warnings
 from typing import Any
 
@@ -32,10 +31,10 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from crm_core import PluginManifest, hookimpl
 from crm_core.models import Customer, Role, User
 from crm_core.schemas.fieldtypes import RequiredText, Tags
 from crm_core.services import contacts, customers, interactions, tokens
+from crm_core.testing import plugin_module as _plugin
 from crm_core.web.api import ApiResource
 from crm_core.web.api.openapi import (
     EXTENSION_KEY,
@@ -88,13 +87,6 @@ VIP = ApiResource(
 )
 
 
-def _plugin(name: str, **hooks: Any) -> types.ModuleType:
-    module = types.ModuleType(name)
-    module.PLUGIN_NAME = name  # type: ignore[attr-defined]
-    module.manifest = PluginManifest(core_api=">=1.0,<2")  # type: ignore[attr-defined]
-    for hook_name, function in hooks.items():
-        setattr(module, hook_name, hookimpl(function))
-    return module
 
 
 def _schema_fields(entity: str) -> dict[str, fields.Field] | None:

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import types
 
 import pytest
 from sqlalchemy import and_
 
-from crm_core import PluginManifest, hookimpl
 from crm_core.authz import visible
 from crm_core.models import Customer, Role, User
 from crm_core.services import contacts, customers, interactions, tokens
-from crm_core.testing import api_token
+from crm_core.testing import api_token, plugin_module
 from crm_core.web.api import ApiResource
 
 #: A plugin's resource: the customers at the lead stage, with a visibility rule of its own.
@@ -29,10 +27,7 @@ LEADS = ApiResource(
     service=customers,
     visibility=lambda actor: and_(visible(actor, "customer"), Customer.lifecycle_stage == "lead"),
 )
-LEADS_PLUGIN = types.ModuleType("crm_test_matrix_leads")
-LEADS_PLUGIN.PLUGIN_NAME = "crm_test_matrix_leads"  # type: ignore[attr-defined]
-LEADS_PLUGIN.manifest = PluginManifest(core_api=">=1.0,<2")  # type: ignore[attr-defined]
-LEADS_PLUGIN.crm_register_api_resources = hookimpl(lambda: [LEADS])  # type: ignore[attr-defined]
+LEADS_PLUGIN = plugin_module("crm_test_matrix_leads", crm_register_api_resources=lambda: [LEADS])
 
 PUBLIC = {"/api/v1/openapi.json", "/api/v1/docs"}
 SELF_SERVICE = {"/api/v1/users/me"}

@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from crm_core import PluginManifest, ValidationError, hookimpl, search
+from crm_core import ValidationError, search
 from crm_core.authz import visible
 from crm_core.extensions import SearchProvider, SearchResult
 from crm_core.models import Contact, Customer, Role, Team, User
 from crm_core.search import SearchQuery, matching, search_contacts, search_customers
 from crm_core.services import contacts, customers, interactions
+from crm_core.testing import plugin_module
 
 pytestmark = pytest.mark.plugins()
 
@@ -226,13 +227,6 @@ def test_users_only_ever_find_what_they_may_see(crm, people):
         assert {c.name for c in listed} == {c.name for c in fuzzy} == set(in_list) == expected
 
 
-def plugin_module(name: str, **hooks: Any) -> types.ModuleType:
-    module = types.ModuleType(name)
-    module.PLUGIN_NAME = name  # type: ignore[attr-defined]
-    module.manifest = PluginManifest(core_api=">=1.0,<2")  # type: ignore[attr-defined]
-    for hook_name, function in hooks.items():
-        setattr(module, hook_name, hookimpl(function))
-    return module
 
 
 CALLS: list[tuple[Any, str, int]] = []

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import types
 
 import pytest
 from marshmallow import fields
 from sqlalchemy import func, select, text
 
-from crm_core import ConflictError, HookError, NotFoundError, ValidationError, hookimpl
+from crm_core import ConflictError, HookError, NotFoundError, ValidationError
 from crm_core.models import AuditEntry, Contact, Customer, Interaction, OutboxEvent
 from crm_core.services import customers, users
+from crm_core.testing import plugin_module as plugin
 
 # Core's behaviour on its own: installed plugins stay out, test plugins come from fixtures.
 pytestmark = pytest.mark.plugins()
@@ -22,16 +22,6 @@ def count(crm, model) -> int:
         return session.scalar(select(func.count()).select_from(model))
 
 
-def plugin(name: str, **hooks) -> types.ModuleType:
-    """A plugin module made in the test, with a manifest and the given hook functions."""
-    from crm_core import PluginManifest
-
-    module = types.ModuleType(name)
-    module.PLUGIN_NAME = name
-    module.manifest = PluginManifest(core_api=">=1.0,<2")
-    for hook_name, function in hooks.items():
-        setattr(module, hook_name, hookimpl(function))
-    return module
 
 
 class Calls:

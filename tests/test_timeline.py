@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from crm_core import HookError, NotFoundError, PermissionDenied, PluginManifest, hookimpl
+from crm_core import HookError, NotFoundError, PermissionDenied
 from crm_core.extensions import TimelineEntry
 from crm_core.models import Role, User
 from crm_core.services import customers, interactions
+from crm_core.testing import plugin_module as plugin
 from crm_core.timeline import TimelineCursor, timeline
 
 pytestmark = pytest.mark.plugins()
@@ -53,13 +54,6 @@ def _ticket_entries(customer_id):
     ]
 
 
-def plugin(name: str, **hooks: Any) -> types.ModuleType:
-    module = types.ModuleType(name)
-    module.PLUGIN_NAME = name  # type: ignore[attr-defined]
-    module.manifest = PluginManifest(core_api=">=1.0,<2")  # type: ignore[attr-defined]
-    for hook_name, function in hooks.items():
-        setattr(module, hook_name, hookimpl(function))
-    return module
 
 
 @pytest.fixture

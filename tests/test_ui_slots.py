@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import types
-
 import pytest
 
-from crm_core import PluginManifest, hookimpl
 from crm_core.extensions import MenuItem, Panel
 from crm_core.models import Role, User
 from crm_core.services import customers
+from crm_core.testing import plugin_module
 
 pytestmark = pytest.mark.plugins()
 
@@ -33,12 +31,11 @@ def _panels(customer, actor):
 
 @pytest.fixture
 def crm_plugin_modules() -> list:
-    module = types.ModuleType("slots")
-    module.PLUGIN_NAME = "slots"
-    module.manifest = PluginManifest(core_api=">=1.0")
-    module.crm_menu_items = hookimpl(_menu)
-    module.crm_customer_panels = hookimpl(_panels)
-    return [module]
+    return [
+        plugin_module(
+            "slots", core_api=">=1.0", crm_menu_items=_menu, crm_customer_panels=_panels
+        )
+    ]
 
 
 def test_menu_items_are_ordered_and_filtered_by_the_actors_permissions(crm):

@@ -8,4 +8,3 @@ from crm_core import hookspec
 @hookspec
 def crm_fake_ping(value: int) -> int:
     """Answer a ping from the publisher plugin with a number."""
-    raise NotImplementedError
