@@ -46,6 +46,17 @@ class Settings:
     bulk_batch_size: int = 1000
     default_phone_region: str | None = None
     """Region (ISO country code) for phone numbers written without a country code."""
+    queue_url: str = ""
+    """The task queue: ``sqlite:///PATH`` (default: ``queue.sqlite3`` in the instance
+    folder, for one machine) or ``redis://HOST:PORT/DB`` (several workers and machines)."""
+    event_max_attempts: int = 8
+    """Attempts of one event delivery before it is given up (dead letter)."""
+    event_retry_seconds: float = 10.0
+    """Delay before the first retry of a failed delivery; doubled after each attempt."""
+    webhook_timeout: float = 10.0
+    """Seconds a webhook receiver has to answer a delivery."""
+    webhook_disable_after: int = 50
+    """A webhook is disabled after this many failed attempts in a row, with a notice."""
 
     @property
     def url(self) -> URL:
@@ -151,7 +162,28 @@ def _validate(raw: dict[str, Any]) -> Settings:
         secure_cookies=_boolean("CRM_SECURE_COOKIES", raw.get("secure_cookies", False)),
         bulk_batch_size=_positive_int("CRM_BULK_BATCH_SIZE", raw.get("bulk_batch_size", 1000)),
         default_phone_region=_phone_region(raw.get("default_phone_region")),
+        queue_url=_queue_url(raw.get("queue_url"), instance),
+        event_max_attempts=_positive_int(
+            "CRM_EVENT_MAX_ATTEMPTS", raw.get("event_max_attempts", 8)
+        ),
+        event_retry_seconds=_positive_float(
+            "CRM_EVENT_RETRY_SECONDS", raw.get("event_retry_seconds", 10.0)
+        ),
+        webhook_timeout=_positive_float("CRM_WEBHOOK_TIMEOUT", raw.get("webhook_timeout", 10.0)),
+        webhook_disable_after=_positive_int(
+            "CRM_WEBHOOK_DISABLE_AFTER", raw.get("webhook_disable_after", 50)
+        ),
     )
+
+
+def _queue_url(value: object, instance: Path) -> str:
+    url = str(value or "").strip() or f"sqlite:///{instance / 'queue.sqlite3'}"
+    scheme = url.split(":", 1)[0]
+    if scheme not in ("sqlite", "redis", "rediss", "memory"):
+        raise ConfigError(
+            "CRM_QUEUE_URL", f"{url!r}: use sqlite:///PATH, redis://HOST:PORT/DB or memory://"
+        )
+    return url
 
 
 def _phone_region(value: object) -> str | None:
@@ -280,6 +312,16 @@ def _positive_int(setting: str, value: object) -> int:
         raise ConfigError(setting, f"expected a whole number, got {value!r}") from None
     if number < 1:
         raise ConfigError(setting, f"must be at least 1, got {number}")
+    return number
+
+
+def _positive_float(setting: str, value: object) -> float:
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise ConfigError(setting, f"expected a number, got {value!r}") from None
+    if not number > 0:
+        raise ConfigError(setting, f"must be more than 0, got {number}")
     return number
 
 

@@ -3,6 +3,8 @@
 from crm_core.models.audit import AuditEntry
 from crm_core.models.contact import Contact, ContactEmail, ContactPhone
 from crm_core.models.customer import Customer, CustomerKind, CustomerTag, LifecycleStage
+from crm_core.models.events import DeliveryAttempt, DeliveryStatus, EventDelivery, Webhook
+from crm_core.models.imports import ImportJob, ImportMapping, ImportRejection, ImportStatus
 from crm_core.models.interaction import CORE_CHANNELS, Direction, Interaction
 from crm_core.models.outbox import OutboxEvent, OutboxStatus
 from crm_core.models.token import ApiToken
@@ -18,7 +20,14 @@ __all__ = [
     "Customer",
     "CustomerKind",
     "CustomerTag",
+    "DeliveryAttempt",
+    "DeliveryStatus",
     "Direction",
+    "EventDelivery",
+    "ImportJob",
+    "ImportMapping",
+    "ImportRejection",
+    "ImportStatus",
     "Interaction",
     "LifecycleStage",
     "OutboxEvent",
@@ -27,5 +36,6 @@ __all__ = [
     "Team",
     "User",
     "Visibility",
+    "Webhook",
     "user_roles",
 ]

@@ -26,6 +26,8 @@ class Contact(TimestampMixin, VersionedMixin, Base):
     first_name: Mapped[str] = mapped_column(String(120), default="")
     last_name: Mapped[str] = mapped_column(String(120), default="")
     job_title: Mapped[str | None] = mapped_column(String(200))
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True, index=True)
+    """The contact's id in another system (an ERP, the CRM it was imported from)."""
     owner_id: Mapped[int | None] = mapped_column(
         ForeignKey("user.id", ondelete="SET NULL"), index=True
     )

@@ -40,6 +40,8 @@ class Customer(TimestampMixin, VersionedMixin, Base):
     kind: Mapped[str] = mapped_column(String(20), default=CustomerKind.COMPANY.value)
     name: Mapped[str] = mapped_column(String(300), index=True)
     email: Mapped[str | None] = mapped_column(String(254), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(200), unique=True, index=True)
+    """The customer's id in another system (an ERP, the CRM it was imported from)."""
     phone: Mapped[str | None] = mapped_column(String(50), index=True)
     phone_e164: Mapped[str | None] = mapped_column(String(20), index=True)
     """``phone`` in E.164 form (``+4930123456``), for duplicate detection and search."""

@@ -31,6 +31,7 @@ class ContactSchema(RecordSchema):
     first_name = Text(max_length=120, load_default="")
     last_name = Text(max_length=120, load_default="")
     job_title = Text(max_length=200, allow_none=True)
+    external_id = Text(max_length=200, allow_none=True)
     owner_id = fields.Integer(allow_none=True)
     emails = fields.List(fields.Nested(ContactEmailSchema), load_default=list)
     phones = fields.List(fields.Nested(ContactPhoneSchema), load_default=list)

@@ -25,6 +25,7 @@ class CustomerSchema(RecordSchema):
     )
     name = RequiredText(max_length=300)
     email = EmailAddress(allow_none=True)
+    external_id = Text(max_length=200, allow_none=True)
     phone = PhoneNumber(allow_none=True)
     website = Website(allow_none=True)
     street = Text(max_length=300, allow_none=True)
