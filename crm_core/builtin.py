@@ -24,6 +24,7 @@ CORE_PERMISSIONS = (
     Permission("audit.view", "Read the audit history"),
     Permission("user.admin", "Manage users and roles"),
     Permission("plugin.admin", "See and configure plugins"),
+    Permission("webhook.admin", "Manage webhooks, see and replay event deliveries"),
 )
 
 

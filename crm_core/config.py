@@ -53,6 +53,9 @@ class Settings:
     """Attempts of one event delivery before it is given up (dead letter)."""
     event_retry_seconds: float = 10.0
     """Delay before the first retry of a failed delivery; doubled after each attempt."""
+    event_lease_seconds: float = 60.0
+    """A delivery queued or being attempted for longer than this is taken to be lost
+    (its worker died) and is queued again."""
     webhook_timeout: float = 10.0
     """Seconds a webhook receiver has to answer a delivery."""
     webhook_disable_after: int = 50
@@ -168,6 +171,9 @@ def _validate(raw: dict[str, Any]) -> Settings:
         ),
         event_retry_seconds=_positive_float(
             "CRM_EVENT_RETRY_SECONDS", raw.get("event_retry_seconds", 10.0)
+        ),
+        event_lease_seconds=_positive_float(
+            "CRM_EVENT_LEASE_SECONDS", raw.get("event_lease_seconds", 60.0)
         ),
         webhook_timeout=_positive_float("CRM_WEBHOOK_TIMEOUT", raw.get("webhook_timeout", 10.0)),
         webhook_disable_after=_positive_int(

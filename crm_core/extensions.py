@@ -73,12 +73,66 @@ class Panel:
 
 @dataclass(frozen=True)
 class Job:
-    """A background job; ``schedule`` (a crontab string) makes it periodic."""
+    """A background job run by ``crm worker``; ``schedule`` makes it periodic.
+
+    ``func(crm, **kwargs)`` gets the :class:`~crm_core.runtime.CRM` of the worker and
+    the keyword arguments given to :func:`crm_core.jobs.enqueue`. ``schedule`` is a
+    five-field crontab string (``"*/15 * * * *"``: every 15 minutes); a failing run
+    is retried ``retries`` times, ``retry_delay`` seconds apart.
+    """
 
     name: str
     func: Callable[..., Any]
     schedule: str | None = None
     retries: int = 5
+    retry_delay: float = 30.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """A domain event as consumers receive it (a row of the outbox)."""
+
+    id: str
+    """Unique per event: what a consumer uses to stay idempotent."""
+    type: str
+    """``<entity>.<action>``: ``contact.created``, ``customer.merged``..."""
+    entity: str
+    entity_id: str
+    payload: Mapping[str, Any]
+    occurred_at: dt.datetime
+    actor_id: int | None = None
+
+
+@dataclass(frozen=True)
+class EventConsumer:
+    """Something that reacts to domain events outside the writing transaction.
+
+    ``handle(crm, event)`` is called by a worker for every event whose type matches
+    one of ``event_types`` (``contact.created``, ``contact.*`` or ``*``), at least
+    once: it may run again after a crash, so it must be idempotent (use
+    ``event.id``). Raising counts as a failed attempt: it is retried with exponential
+    backoff and, after ``max_attempts`` (default: the ``event_max_attempts``
+    setting), left as a dead letter that an admin can replay.
+    """
+
+    name: str
+    handle: Callable[[Any, Event], None]
+    event_types: tuple[str, ...] = ("*",)
+    max_attempts: int | None = None
+
+    def wants(self, event_type: str) -> bool:
+        """Whether ``event_type`` matches one of :attr:`event_types`."""
+        return matches_event_type(self.event_types, event_type)
+
+
+def matches_event_type(patterns: Iterable[str], event_type: str) -> bool:
+    """Whether ``event_type`` matches a pattern: exact, ``<prefix>.*`` or ``*``."""
+    for pattern in patterns:
+        if pattern == "*" or pattern == event_type:
+            return True
+        if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
+            return True
+    return False
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from crm_core.extensions import (
         Channel,
         CustomAttribute,
+        EventConsumer,
         Exporter,
         Importer,
         Job,
@@ -316,9 +317,32 @@ def crm_register_commands() -> Sequence[click.Command]:
 
 @hookspec
 def crm_register_jobs() -> Sequence[Job]:
-    """Return background jobs; a job with a ``schedule`` (crontab string) runs periodically.
+    """Return background jobs that ``crm worker`` runs; a ``schedule`` makes one periodic.
 
-    Job functions must be idempotent: the queue retries them after failures.
+    ``Job(name, func, schedule=None, retries=5, retry_delay=30.0)``: ``func(crm,
+    **kwargs)`` runs in a worker with the worker's :class:`~crm_core.runtime.CRM`;
+    start one with ``crm_core.jobs.enqueue(crm, name, **kwargs)`` (keyword
+    arguments must be JSON-like values). ``schedule`` is a five-field crontab string
+    (minute hour day month weekday, e.g. ``"0 7 * * 1-5"``) evaluated in UTC; a
+    scheduled job runs in one worker per tick, whichever takes it. Job functions must
+    be idempotent: the queue retries them after failures, and a worker that dies
+    mid-run leaves the run to be started again. Names must be unique across plugins.
+    """
+
+
+@hookspec
+def crm_register_event_consumers() -> Sequence[EventConsumer]:
+    """Return consumers of domain events, delivered from the transactional outbox.
+
+    ``EventConsumer(name, handle, event_types=("*",), max_attempts=None)``: every
+    event committed to the outbox whose type matches ``event_types`` is handed to
+    ``handle(crm, event)`` (an :class:`~crm_core.extensions.Event`) by a worker,
+    after the writing transaction committed, at least once. A raising ``handle`` is
+    retried with exponential backoff (``event_retry_seconds``, doubled per attempt)
+    and ends as a dead letter after ``max_attempts`` (default ``event_max_attempts``),
+    which an admin can replay (``crm events replay``, ``POST
+    /api/v1/deliveries/{id}/replay``). Use ``event.id`` to stay idempotent. Names
+    must be unique; ``webhook:`` names are reserved for webhooks.
     """
 
 

@@ -6,11 +6,12 @@ tests can build one without Flask. There is no global instance.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import Schema
 from sqlalchemy import Engine
@@ -22,6 +23,7 @@ from crm_core.errors import ConfigError, PluginError
 from crm_core.extensions import (
     Channel,
     CustomAttribute,
+    EventConsumer,
     Exporter,
     Importer,
     Job,
@@ -36,6 +38,9 @@ from crm_core.schemas import schema_for
 from crm_core.services.unit_of_work import UnitOfWork, transaction
 from crm_core.sqlite import writer_engine
 
+if TYPE_CHECKING:
+    from crm_core.jobs import JobQueue
+
 #: Core's tables: those on ``Base.metadata`` once core's models are imported. A plugin
 #: imports crm_core before it declares a model, so no plugin's table is among them.
 CORE_TABLES = frozenset(Base.metadata.tables)
@@ -49,6 +54,7 @@ class Registry:
     permissions: dict[str, Permission] = field(default_factory=dict)
     custom_attributes: dict[str, CustomAttribute] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
+    event_consumers: dict[str, EventConsumer] = field(default_factory=dict)
     importers: dict[str, Importer] = field(default_factory=dict)
     exporters: dict[str, Exporter] = field(default_factory=dict)
     search_providers: dict[str, SearchProvider] = field(default_factory=dict)
@@ -101,6 +107,13 @@ class CRM:
         with transaction(self, actor, source, write=write) as uow:
             yield uow
 
+    @functools.cached_property
+    def queue(self) -> JobQueue:
+        """The task queue (``queue_url``) with every registered job: see :mod:`crm_core.jobs`."""
+        from crm_core.jobs import JobQueue
+
+        return JobQueue(self)
+
     def write_session(self) -> Session:
         """A new session for a transaction that writes (its units of work use one).
 
@@ -149,6 +162,7 @@ class CRM:
         for key, spec in self.settings.custom_attributes.items():
             self._add(reg.custom_attributes, key, _attribute_from_config(key, spec), "crm.toml")
         self._gather("crm_register_jobs", reg.jobs, lambda j: j.name)
+        self._gather("crm_register_event_consumers", reg.event_consumers, lambda c: c.name)
         self._gather("crm_register_importers", reg.importers, lambda i: i.name)
         self._gather("crm_register_exporters", reg.exporters, lambda e: e.name)
         self._gather("crm_register_search_providers", reg.search_providers, lambda s: s.entity)

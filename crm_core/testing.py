@@ -100,12 +100,15 @@ def crm_database_factory(
 
 
 def crm_test_settings(database_url: str, instance_path: Path, **overrides: Any) -> Settings:
-    """Settings for tests: the given database, a fixed secret, and ``overrides``."""
+    """Settings for tests: the given database, a fixed secret, jobs run at once, ``overrides``."""
     return load_settings(
         {
             "database_url": database_url,
             "instance_path": str(instance_path),
             "secret_key": "test-secret-key-not-for-production",
+            # Jobs run at once, in the test's process and transaction; tests of the
+            # queue itself pass a sqlite:// or redis:// queue_url.
+            "queue_url": "memory://",
             **overrides,
         },
         environ={},
@@ -327,3 +330,87 @@ class ApiClient:
 def api(client: Any, crm: CRM) -> ApiClient:
     """The API as a user holding every permission and seeing every record (a real token)."""
     return ApiClient(client, api_token(crm, make_user(crm, "api-admin@example.com")))
+
+
+# -- webhooks ---------------------------------------------------------------------------------
+
+
+class WebhookReceiver:
+    """A real HTTP server on 127.0.0.1 that receives webhook deliveries, for tests.
+
+    It checks each delivery's signature with ``secret``, answers ``status`` (200 by
+    default; set :attr:`status` to make deliveries fail) after ``delay`` seconds, and
+    keeps what it got: :attr:`receipts` (every delivery, repeats included, in order)
+    and :attr:`store` (event id -> body, each event once: an idempotent consumer).
+    Use it as a context manager; :attr:`url` is where to subscribe.
+    """
+
+    def __init__(self, secret: str = "", *, status: int = 200, delay: float = 0.0) -> None:
+        import http.server
+        import threading
+
+        self.secret = secret
+        self.status = status
+        self.delay = delay
+        self.receipts: list[str] = []
+        self.store: dict[str, Any] = {}
+        self.bad_signatures = 0
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                receiver._receive(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: tests read :attr:`receipts` instead."""
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The URL to subscribe a webhook to."""
+        return f"http://127.0.0.1:{self._server.server_port}/hook"
+
+    def __enter__(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _receive(self, request: Any) -> None:
+        import json
+        import time
+
+        from crm_core.webhooks import verify_signature
+
+        length = int(request.headers.get("Content-Length", 0))
+        body = request.rfile.read(length)
+        if len(body) < length:
+            return  # the sender went away mid-request (e.g. a killed worker): nothing came
+        if self.delay:
+            time.sleep(self.delay)
+        status = self.status
+        genuine = verify_signature(
+            self.secret,
+            body,
+            request.headers.get("X-CRM-Timestamp"),
+            request.headers.get("X-CRM-Signature"),
+        )
+        with self._lock:
+            if not genuine:
+                self.bad_signatures += 1
+                status = 401
+            elif 200 <= status < 300:
+                event = json.loads(body)
+                self.receipts.append(event["id"])
+                self.store.setdefault(event["id"], event)
+        request.send_response(status)
+        request.send_header("Content-Length", "0")
+        request.end_headers()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -66,6 +66,15 @@ class UnitOfWork:
         self.session = session
         self.actor = actor
         self.source = source
+        self.committed_callbacks: list[Callable[[], Any]] = []
+
+    def after_commit(self, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` once the transaction has committed (not if it rolls back).
+
+        For work that must see the committed rows, e.g. queueing a job that reads them:
+        ``uow.after_commit(lambda: jobs.enqueue(uow.crm, "crm_core.import", job_id=job.id))``.
+        """
+        self.committed_callbacks.append(callback)
 
     @property
     def actor_id(self) -> int | None:
@@ -171,5 +180,9 @@ def transaction(
     another one wrote meanwhile. Without, it is a plain session (deferred ``BEGIN``).
     """
     session_factory = crm.write_session if write else crm.session_factory
-    with session_factory() as session, session.begin():
-        yield UnitOfWork(crm, session, actor=actor, source=source)
+    with session_factory() as session:
+        with session.begin():
+            unit = UnitOfWork(crm, session, actor=actor, source=source)
+            yield unit
+        for callback in unit.committed_callbacks:
+            callback()

@@ -143,8 +143,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("contact", "customer"):
         op.drop_index(f"ix_{table}_external_id", table_name=table)
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.drop_column("external_id")
+        # ALTER TABLE ... DROP COLUMN (SQLite 3.35+): a batch copy would break the
+        # search triggers of 0003, which refer to these tables.
+        op.drop_column(table, "external_id")
 
     with op.batch_alter_table('delivery_attempt', schema=None) as batch_op:
         batch_op.drop_index('ix_delivery_attempt_delivery_id_id')
