@@ -26,8 +26,9 @@ import secrets
 import threading
 import time
 from typing import TYPE_CHECKING
+from urllib.request import getproxies
 
-import requests
+import urllib3
 
 from crm_core.extensions import Event
 from crm_core.jobs.deliveries import DeliveryFailed
@@ -127,27 +128,38 @@ class WebhookSender:
         """POST ``event``; raise :class:`DeliveryFailed` unless the receiver answers 2xx."""
         body = event_body(event)
         try:
-            response = _http().post(
+            response = _http().request(
+                "POST",
                 self.url,
-                data=body,
+                body=body,
                 headers=signed_headers(self.secret, event, body),
-                timeout=self.timeout,
-                allow_redirects=False,
+                timeout=urllib3.Timeout(total=self.timeout),
+                redirect=False,
+                retries=False,
+                preload_content=True,
             )
-        except requests.RequestException as exc:
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
-        self.status_code = response.status_code
-        if not 200 <= response.status_code < 300:
+        self.status_code = response.status
+        if not 200 <= response.status < 300:
+            text = response.data[:200].decode("utf-8", "replace")
             raise DeliveryFailed(
-                f"HTTP {response.status_code}: {response.text[:200]}",
-                status_code=response.status_code,
-                give_up=response.status_code == 410,
+                f"HTTP {response.status}: {text}",
+                status_code=response.status,
+                give_up=response.status == 410,
             )
 
 
-def _http() -> requests.Session:
-    """One HTTP session per worker thread, so connections to receivers are reused."""
-    session = getattr(_local, "session", None)
-    if session is None:
-        session = _local.session = requests.Session()
-    return session
+def _http() -> urllib3.PoolManager:
+    """One connection pool per worker thread, so connections to receivers are reused.
+
+    An ``https_proxy``/``http_proxy`` in the environment (read once) is used for
+    every receiver, as other HTTP clients do.
+    """
+    pool = getattr(_local, "pool", None)
+    if pool is None:
+        proxies = getproxies()
+        proxy = proxies.get("https") or proxies.get("http")
+        pool = urllib3.ProxyManager(proxy) if proxy else urllib3.PoolManager()
+        _local.pool = pool
+    return pool

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Update, and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.db import utcnow
@@ -279,7 +279,7 @@ def _record(crm: CRM, outcomes: Sequence[tuple[_Claimed, Outcome]]) -> dict[floa
     with crm.write_session() as session, session.begin():
         connection = session.connection()
         connection.execute(
-            insert(DeliveryAttempt),
+            _ATTEMPT_INSERT,
             [
                 {
                     "delivery_id": delivery.id,
@@ -292,15 +292,21 @@ def _record(crm: CRM, outcomes: Sequence[tuple[_Claimed, Outcome]]) -> dict[floa
                 for delivery, outcome in outcomes
             ],
         )
+        finished = []
         for delivery, outcome in outcomes:
-            values: dict[str, Any] = {
+            row = {
+                "b_id": delivery.id,
+                "b_attempts": delivery.attempts,
                 "last_status_code": outcome.status_code,
                 "last_error": outcome.error,
+                "delivered_at": None,
+                "next_attempt_at": now,
+                "lease_until": None,
             }
             if outcome.ok:
-                values.update(status=DeliveryStatus.DELIVERED.value, delivered_at=now)
+                row.update(status=DeliveryStatus.DELIVERED.value, delivered_at=now)
             elif outcome.give_up or delivery.attempts >= _max_attempts(crm, delivery.consumer):
-                values.update(status=DeliveryStatus.DEAD.value)
+                row.update(status=DeliveryStatus.DEAD.value)
                 log.warning(
                     "delivery %s of event %s to %s is dead after %s attempts: %s",
                     delivery.id,
@@ -311,24 +317,16 @@ def _record(crm: CRM, outcomes: Sequence[tuple[_Claimed, Outcome]]) -> dict[floa
                 )
             else:
                 delay = backoff(crm.settings.event_retry_seconds, delivery.attempts)
-                values.update(
+                row.update(
                     status=DeliveryStatus.PENDING.value,
                     next_attempt_at=now + dt.timedelta(seconds=delay),
                     lease_until=now + dt.timedelta(seconds=delay) + _lease(crm),
                 )
                 retries.setdefault(round(delay, 3), []).append(delivery.id)
-            connection.execute(_owned_by_attempt(delivery).values(**values))
+            finished.append(row)
+        connection.execute(_FINISH, finished)
         _update_webhooks(crm, session, outcomes, now)
     return retries
-
-
-def _owned_by_attempt(delivery: _Claimed) -> Update:
-    """The delivery's row, if no other worker took it over meanwhile (lease ran out)."""
-    return update(EventDelivery).where(
-        EventDelivery.id == delivery.id,
-        EventDelivery.attempts == delivery.attempts,
-        EventDelivery.status == DeliveryStatus.RUNNING.value,
-    )
 
 
 def backoff(base: float, attempts: int) -> float:
@@ -471,6 +469,25 @@ _PENDING_EVENTS = (
 )
 _PENDING_EXISTS = _PENDING_EVENTS.with_only_columns(OutboxEvent.id).limit(1)
 _DELIVERY_INSERT = insert(EventDelivery).returning(EventDelivery.id)
+_ATTEMPT_INSERT = insert(DeliveryAttempt)
+#: A delivery's outcome, written only if no other worker took it over meanwhile (after
+#: its lease ran out, another claim raised ``attempts``).
+_FINISH = (
+    update(EventDelivery)
+    .where(
+        EventDelivery.id == bindparam("b_id"),
+        EventDelivery.attempts == bindparam("b_attempts"),
+        EventDelivery.status == DeliveryStatus.RUNNING.value,
+    )
+    .values(
+        status=bindparam("status"),
+        last_status_code=bindparam("last_status_code"),
+        last_error=bindparam("last_error"),
+        delivered_at=bindparam("delivered_at"),
+        next_attempt_at=bindparam("next_attempt_at"),
+        lease_until=bindparam("lease_until"),
+    )
+)
 _LOST = select(EventDelivery.id).where(
     EventDelivery.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.RUNNING.value]),
     EventDelivery.next_attempt_at <= bindparam("now"),
