@@ -201,6 +201,28 @@ def test_serve_prints_the_url_and_serves_the_app(runner, served):
     assert options["use_reloader"] is False
 
 
+def test_serve_runs_a_worker_beside_the_server_unless_told_not_to(
+    tmp_path, crm_database_url, monkeypatch
+):
+    import threading
+
+    seen: list[set[str]] = []
+
+    def record_threads(host, port, app, **options):
+        seen.append({thread.name for thread in threading.enumerate()})
+
+    monkeypatch.setattr("crm_core.cli.serve.run_simple", record_threads)
+    env = crm_env(tmp_path, crm_database_url, CRM_QUEUE_URL=f"sqlite:///{tmp_path / 'q.db'}")
+    result = run(env, "serve")
+    assert result.exit_code == 0, result.output
+    assert "background jobs and webhook deliveries in this process" in result.output
+    assert "crm-outbox-relay" in seen[0]
+    assert "crm-outbox-relay" not in {thread.name for thread in threading.enumerate()}
+    result = run(env, "serve", "--no-worker")
+    assert result.exit_code == 0, result.output
+    assert "crm-outbox-relay" not in seen[1]
+
+
 def test_serve_refuses_a_database_that_is_behind(tmp_path, fresh_database_url, served):
     result = run(crm_env(tmp_path, fresh_database_url), "serve")
     assert result.exit_code == 1
