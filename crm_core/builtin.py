@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crm_core import search
-from crm_core.extensions import Channel, Permission, SearchProvider
+from crm_core.extensions import Channel, Job, Permission, SearchProvider
 from crm_core.hookspecs import hookimpl
 from crm_core.models import CORE_CHANNELS
 
@@ -50,3 +50,11 @@ def crm_register_search_providers() -> list[SearchProvider]:
         SearchProvider("customer", search.customer_results, "customer.view"),
         SearchProvider("contact", search.contact_results, "contact.view"),
     ]
+
+
+@hookimpl
+def crm_register_jobs() -> list[Job]:
+    """Core's background jobs: pruning delivered events daily."""
+    from crm_core.jobs.deliveries import prune_job
+
+    return [Job("crm_core.prune_events", prune_job, schedule="15 3 * * *")]

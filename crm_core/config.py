@@ -56,6 +56,9 @@ class Settings:
     event_lease_seconds: float = 60.0
     """A delivery queued or being attempted for longer than this is taken to be lost
     (its worker died) and is queued again."""
+    event_retention_days: int = 30
+    """Delivered events older than this are deleted by the daily ``crm_core.prune_events``
+    job (dead letters and events still being delivered are kept)."""
     webhook_timeout: float = 10.0
     """Seconds a webhook receiver has to answer a delivery."""
     webhook_disable_after: int = 50
@@ -174,6 +177,9 @@ def _validate(raw: dict[str, Any]) -> Settings:
         ),
         event_lease_seconds=_positive_float(
             "CRM_EVENT_LEASE_SECONDS", raw.get("event_lease_seconds", 60.0)
+        ),
+        event_retention_days=_positive_int(
+            "CRM_EVENT_RETENTION_DAYS", raw.get("event_retention_days", 30)
         ),
         webhook_timeout=_positive_float("CRM_WEBHOOK_TIMEOUT", raw.get("webhook_timeout", 10.0)),
         webhook_disable_after=_positive_int(

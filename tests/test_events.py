@@ -20,6 +20,7 @@ from crm_core.jobs.deliveries import backoff, deliver, relay, replay, requeue_lo
 from crm_core.jobs.queue import make_huey, parse_crontab
 from crm_core.models import (
     AuditEntry,
+    Customer,
     DeliveryAttempt,
     EventDelivery,
     OutboxEvent,
@@ -260,3 +261,29 @@ def test_event_body_is_stable_json() -> None:
         b'{"actor_id":null,"data":{"id":7},"entity":"customer","entity_id":"7",'
         b'"id":"e1","occurred_at":"2026-01-01T00:00:00","type":"customer.created"}'
     )
+
+
+def test_prune_deletes_old_delivered_events_only(crm: Any) -> None:
+    from crm_core.jobs.deliveries import prune
+
+    with WebhookReceiver(SECRET) as receiver:
+        subscribe(crm, receiver.url, ["customer.created"])
+        with crm.unit_of_work(source="test") as uow:
+            customers.bulk_create(uow, [{"name": "Old"}, {"name": "Dead"}, {"name": "New"}])
+        relay(crm)
+    with crm.unit_of_work(source="test") as uow:
+        events = {e.entity_id: e for e in uow.session.scalars(select(OutboxEvent)).all()}
+        names = dict(uow.session.execute(select(Customer.name, Customer.id)).all())
+        old, dead = events[str(names["Old"])], events[str(names["Dead"])]
+        long_ago = utcnow() - dt.timedelta(days=31)
+        for event in (old, dead):
+            event.available_at = long_ago
+        uow.session.execute(
+            update(EventDelivery).where(EventDelivery.event_id == dead.id).values(status="dead")
+        )
+    assert prune(crm) == 1
+    with crm.session_factory() as session:
+        left = set(session.scalars(select(OutboxEvent.id)))
+        assert old.id not in left and dead.id in left and len(left) == 2
+        assert session.scalar(select(func.count()).select_from(EventDelivery)) == 2
+    assert "crm_core.prune_events" in crm.registry.jobs

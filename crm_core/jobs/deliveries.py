@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.db import utcnow
@@ -452,6 +452,51 @@ def replay(
         crm = uow.crm
         uow.after_commit(lambda: crm.queue.deliver(ids))
     return sorted(ids)
+
+
+def prune(crm: CRM, *, batch: int = 5000) -> int:
+    """Delete events dispatched more than ``event_retention_days`` ago whose deliveries all
+    succeeded (with those deliveries and their attempts); return how many.
+
+    Dead letters and deliveries still under way keep their event. Runs in short
+    transactions of ``batch`` events, so writers are not held up.
+    """
+    cutoff = utcnow() - dt.timedelta(days=crm.settings.event_retention_days)
+    unfinished = (
+        select(EventDelivery.id)
+        .where(
+            EventDelivery.event_id == OutboxEvent.id,
+            EventDelivery.status != DeliveryStatus.DELIVERED.value,
+        )
+        .exists()
+    )
+    old = (
+        select(OutboxEvent.id)
+        .where(
+            OutboxEvent.status == OutboxStatus.DISPATCHED.value,
+            OutboxEvent.available_at < cutoff,
+            ~unfinished,
+        )
+        .limit(batch)
+    )
+    removed = 0
+    while True:
+        with crm.write_session() as session, session.begin():
+            ids = list(session.scalars(old))
+            if ids:
+                # Their deliveries and attempts go with them (ON DELETE CASCADE).
+                session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(ids)))
+        removed += len(ids)
+        if len(ids) < batch:
+            return removed
+
+
+def prune_job(crm: CRM) -> None:
+    """The daily ``crm_core.prune_events`` job: :func:`prune`, logged."""
+    removed = prune(crm)
+    log.info(
+        "pruned %s delivered events older than %s days", removed, crm.settings.event_retention_days
+    )
 
 
 def _lease(crm: CRM) -> dt.timedelta:
