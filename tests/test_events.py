@@ -287,3 +287,21 @@ def test_prune_deletes_old_delivered_events_only(crm: Any) -> None:
         assert old.id not in left and dead.id in left and len(left) == 2
         assert session.scalar(select(func.count()).select_from(EventDelivery)) == 2
     assert "crm_core.prune_events" in crm.registry.jobs
+
+
+def test_a_success_resets_the_failure_streak_without_touching_the_version(crm: Any) -> None:
+    with WebhookReceiver(SECRET, status=500) as receiver:
+        hook_id = subscribe(crm, receiver.url, ["customer.*"])
+        with crm.unit_of_work(source="test") as uow:
+            customers.create(uow, {"name": "Bumpy"})
+        relay(crm)
+        with crm.session_factory() as session:
+            hook = session.get(Webhook, hook_id)
+            assert (hook.failure_streak, hook.last_success_at, hook.version) == (1, None, 1)
+        receiver.status = 200
+        deliver(crm, make_due(crm))
+    with crm.session_factory() as session:
+        hook = session.get(Webhook, hook_id)
+        assert hook.failure_streak == 0 and hook.active
+        assert hook.last_success_at is not None and hook.last_failure_at is not None
+        assert hook.version == 1

@@ -62,6 +62,8 @@ class Outcome:
     duration_ms: float = 0.0
     give_up: bool = False
     """Stop retrying now (a webhook that is gone); the delivery becomes a dead letter."""
+    sent: bool = True
+    """Whether the consumer was reached at all (not for a deleted or disabled webhook)."""
 
 
 class DeliveryFailed(Exception):
@@ -233,7 +235,7 @@ def _attempt(crm: CRM, delivery: _Claimed, webhooks: dict[int, Webhook]) -> Outc
     started = time.perf_counter()
     try:
         if isinstance(handler, str):
-            raise DeliveryFailed(handler, give_up=True)
+            return Outcome(False, None, handler, _ms(started), give_up=True, sent=False)
         handler(crm, delivery.event)
     except DeliveryFailed as exc:
         return Outcome(False, exc.status_code, str(exc), _ms(started), give_up=exc.give_up)
@@ -345,40 +347,43 @@ def _max_attempts(crm: CRM, consumer: str) -> int:
 def _update_webhooks(
     crm: CRM, session: Session, outcomes: Sequence[tuple[_Claimed, Outcome]], now: dt.datetime
 ) -> None:
-    """Keep each webhook's failure streak; disable one that keeps failing (with a notice)."""
+    """Keep each webhook's failure streak; disable one that keeps failing (with a notice).
+
+    Core UPDATEs that leave ``version`` alone: delivery statistics are not an edit, so
+    they neither change the webhook's ETag nor conflict with an admin's edit.
+    """
     by_hook: dict[int, list[Outcome]] = {}
     for delivery, outcome in outcomes:
-        if delivery.consumer.startswith(WEBHOOK_PREFIX) and outcome.error != _NOT_SENT:
+        if delivery.consumer.startswith(WEBHOOK_PREFIX) and outcome.sent:
             by_hook.setdefault(int(delivery.consumer[len(WEBHOOK_PREFIX) :]), []).append(outcome)
     for ident, results in by_hook.items():
-        hook = session.get(Webhook, ident)
-        if hook is None or not hook.active:
-            continue
         successes = [i for i, outcome in enumerate(results) if outcome.ok]
+        values: dict[str, Any] = {}
         if successes:
-            hook.failure_streak = len(results) - successes[-1] - 1
-            hook.last_success_at = now
+            values["failure_streak"] = len(results) - successes[-1] - 1
+            values["last_success_at"] = now
         else:
-            hook.failure_streak += len(results)
+            values["failure_streak"] = Webhook.failure_streak + len(results)
         if len(successes) < len(results):
-            hook.last_failure_at = now
-        gone = next((o for o in results if o.give_up and o.status_code == 410), None)
+            values["last_failure_at"] = now
+        streak = session.scalar(
+            update(Webhook)
+            .where(Webhook.id == ident, Webhook.active.is_(True))
+            .values(**values)
+            .returning(Webhook.failure_streak)
+        )
+        if streak is None:
+            continue  # deleted or disabled meanwhile
         reason = None
-        if gone is not None:
+        if any(outcome.give_up and outcome.status_code == 410 for outcome in results):
             reason = "the receiver answered 410 Gone"
-        elif hook.failure_streak >= crm.settings.webhook_disable_after:
+        elif streak >= crm.settings.webhook_disable_after:
             last = results[-1]
-            reason = (
-                f"{hook.failure_streak} failed attempts in a row; the last: "
-                f"{last.error or last.status_code}"
-            )
+            reason = f"{streak} failed attempts in a row; the last: {last.error}"
         if reason is not None:
-            disable_webhook(UnitOfWork(crm, session, source="worker"), hook, reason)
-    session.flush()
-
-
-#: Not an attempt to reach the webhook (it was deleted or disabled already).
-_NOT_SENT = None
+            hook = session.get(Webhook, ident)
+            if hook is not None:
+                disable_webhook(UnitOfWork(crm, session, source="worker"), hook, reason)
 
 
 def disable_webhook(uow: UnitOfWork, hook: Webhook, reason: str) -> None:

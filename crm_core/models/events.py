@@ -31,6 +31,7 @@ class EventDelivery(Base):
         UniqueConstraint("event_id", "consumer"),
         Index("ix_event_delivery_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_event_delivery_consumer_id", "consumer", "id"),
+        Index("ix_event_delivery_status_id", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -30,7 +30,11 @@ class OutboxEvent(Base):
     """A domain event (``customer.created``...) waiting to be relayed to the task queue."""
 
     __tablename__ = "outbox_event"
-    __table_args__ = (Index("ix_outbox_event_status_available_at", "status", "available_at"),)
+    __table_args__ = (
+        Index("ix_outbox_event_status_available_at", "status", "available_at"),
+        Index("ix_outbox_event_occurred_at_id", "occurred_at", "id"),
+        Index("ix_outbox_event_entity_entity_id_occurred_at", "entity", "entity_id", "occurred_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_event_id)
     type: Mapped[str] = mapped_column(String(120), index=True)

@@ -134,6 +134,15 @@ def upgrade() -> None:
     with op.batch_alter_table('delivery_attempt', schema=None) as batch_op:
         batch_op.create_index('ix_delivery_attempt_delivery_id_id', ['delivery_id', 'id'], unique=False)
 
+    # The admin lists of events (newest first, by record) and of deliveries (by status).
+    op.create_index("ix_outbox_event_occurred_at_id", "outbox_event", ["occurred_at", "id"])
+    op.create_index(
+        "ix_outbox_event_entity_entity_id_occurred_at",
+        "outbox_event",
+        ["entity", "entity_id", "occurred_at"],
+    )
+    op.create_index("ix_event_delivery_status_id", "event_delivery", ["status", "id"])
+
     for table in ("customer", "contact"):
         op.add_column(table, sa.Column("external_id", sa.String(length=200), nullable=True))
         op.create_index(f"ix_{table}_external_id", table, ["external_id"], unique=True)
@@ -141,6 +150,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_event_delivery_status_id", table_name="event_delivery")
+    op.drop_index("ix_outbox_event_entity_entity_id_occurred_at", table_name="outbox_event")
+    op.drop_index("ix_outbox_event_occurred_at_id", table_name="outbox_event")
     for table in ("contact", "customer"):
         op.drop_index(f"ix_{table}_external_id", table_name=table)
         # ALTER TABLE ... DROP COLUMN (SQLite 3.35+): a batch copy would break the
