@@ -54,7 +54,13 @@ def crm_register_search_providers() -> list[SearchProvider]:
 
 @hookimpl
 def crm_register_jobs() -> list[Job]:
-    """Core's background jobs: pruning delivered events daily."""
+    """Core's background jobs: running uploaded imports, pruning delivered events daily."""
+    from crm_core.imports.jobs import run_import_job
     from crm_core.jobs.deliveries import prune_job
 
-    return [Job("crm_core.prune_events", prune_job, schedule="15 3 * * *")]
+    return [
+        # Not retried: a failed import is marked failed with its error; run it again
+        # by uploading the file again (a dry run shows what it would do).
+        Job("crm_core.import", run_import_job, retries=0),
+        Job("crm_core.prune_events", prune_job, schedule="15 3 * * *"),
+    ]

@@ -147,12 +147,31 @@ class Importer:
 
 @dataclass(frozen=True)
 class Exporter:
-    """Writes records of ``entity`` to a file format."""
+    """A source of rows that core exports as CSV or JSON Lines, streamed in batches.
+
+    ``name`` is what ``crm export <name>`` and ``GET /api/v1/exports/<name>.<format>``
+    take (unique across core's ``customers``, ``contacts``, ``interactions`` and every
+    plugin); only users holding ``permission`` may export it. Give either ``model`` (its
+    table's ``columns``, default all, ordered by primary key; rows with ``archived``
+    true are left out unless asked for) filtered by ``visibility(actor)`` (a clause;
+    default: no filter), or ``query(actor, include_archived)`` returning a ``Select``
+    whose selected columns are the export's columns, already filtered for ``actor``
+    and ordered. ``actor`` is ``None`` for the system (``crm export`` without ``--as``).
+    """
 
     name: str
-    entity: str
-    format: str
-    write: Callable[[Iterable[Any], Any], None]
+    permission: str
+    model: type[Any] | None = None
+    columns: tuple[str, ...] = ()
+    visibility: Callable[[Any], Any] | None = None
+    query: Callable[[Any, bool], Any] | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.model is None) == (self.query is None):
+            raise ValueError(f"exporter {self.name!r}: give either model or query")
+        if not self.permission:
+            raise ValueError(f"exporter {self.name!r}: name the permission it needs")
 
 
 @dataclass(frozen=True)

@@ -358,7 +358,18 @@ def crm_register_importers() -> Sequence[Importer]:
 
 @hookspec
 def crm_register_exporters() -> Sequence[Exporter]:
-    """Return exporters: each writes records of an entity in one file format."""
+    """Return export sources: rows of your plugin that core streams as CSV or JSON Lines.
+
+    ``Exporter(name, permission, model=None, columns=(), visibility=None, query=None,
+    description="")``: ``crm export <name>`` and ``GET /api/v1/exports/<name>.<format>``
+    export it for users holding ``permission``. With ``model``, core reads its table's
+    ``columns`` (default all) ordered by primary key, filtered by ``visibility(actor)``
+    (a clause, e.g. :func:`crm_core.authz.owned_by_visible_users`; ``actor`` is ``None``
+    for the system) and without ``archived`` rows unless asked; with ``query(actor,
+    include_archived)`` you return the ``Select`` yourself. Core streams the rows in
+    batches (constant memory) and turns values into CSV cells or JSON. A name must be
+    unique; ``customers``, ``contacts`` and ``interactions`` are core's.
+    """
 
 
 @hookspec

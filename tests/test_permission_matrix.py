@@ -30,7 +30,12 @@ LEADS = ApiResource(
 LEADS_PLUGIN = plugin_module("crm_test_matrix_leads", crm_register_api_resources=lambda: [LEADS])
 
 PUBLIC = {"/api/v1/openapi.json", "/api/v1/docs"}
-SELF_SERVICE = {"/api/v1/users/me"}
+#: Resources that are not records with an owner: a caller sees all of them or none (their
+#: permission decides), so visibility's 404 does not apply; any id will do.
+UNOWNED = {"users", "webhooks", "deliveries", "events", "imports", "import-mappings", "exports"}
+#: Answer every signed-in caller about themselves: what they may export is a list, empty
+#: without any view permission.
+SELF_SERVICE = {"/api/v1/users/me", "/api/v1/exports"}
 
 
 @pytest.fixture
@@ -99,6 +104,10 @@ def fill(rule: str, world) -> tuple[str, bool]:
     rest = re.sub(r"<(?:int:)?\w+>", "1", rest)  # e.g. the merge to undo: any id will do
     if resource == "users":
         return f"/api/v1/users/{world['owner'].id}{rest}", False
+    if resource == "exports":
+        return "/api/v1/exports/customers.csv", False
+    if resource in UNOWNED:
+        return f"/api/v1/{resource}/1{rest}", False
     assert resource in world["records"], f"the matrix does not know {rule}: teach it"
     return f"/api/v1/{resource}/{world['records'][resource]}{rest}", True
 

@@ -18,7 +18,20 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, ScriptInfo, routes_command
 from sqlalchemy.exc import OperationalError
 
-from crm_core.cli import db, demo, plugins, records, serve, shell, token, user, worker
+from crm_core.cli import (
+    db,
+    demo,
+    events,
+    exports,
+    imports,
+    plugins,
+    records,
+    serve,
+    shell,
+    token,
+    user,
+    worker,
+)
 from crm_core.cli.common import get_crm
 from crm_core.errors import CRMError
 from crm_core.runtime import CRM
@@ -141,7 +154,12 @@ cli.add_command(records.duplicates_command)
 cli.add_command(records.merge_command)
 cli.add_command(records.unmerge_command)
 cli.add_command(shell.shell)
+cli.add_command(imports.import_group)
+cli.add_command(exports.export_command)
+cli.add_command(exports.restore_command)
 cli.add_command(worker.worker)
+cli.add_command(events.webhooks)
+cli.add_command(events.events)
 cli.add_command(routes_command)
 
 

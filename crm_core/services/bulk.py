@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Insert, Table, insert, text
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
+from sqlalchemy.orm.decl_base import _declarative_constructor
+from sqlalchemy.orm.instrumentation import manager_of_class
 
 M = TypeVar("M")
 
@@ -52,8 +54,19 @@ def insert_objects(session: Session, model: type[M], rows: Sequence[dict[str, An
         for offset, row in enumerate(rows, start=last - len(rows) + 1):
             row[generated] = offset
     objects = []
+    manager = manager_of_class(model)
+    plain = manager is not None and manager.original_init is _declarative_constructor
+    if plain:
+        configure_mappers()  # what the first model(...) call would do; at once when done
     for row in rows:
-        instance = model(**row)
+        if plain:
+            # What ``model(**row)`` does, without an attribute event per column: the
+            # values go straight into the instance's dict, as when a row is loaded, and
+            # make_transient_to_detached() below commits them just the same.
+            instance = manager.new_instance()
+            instance.__dict__.update(row)
+        else:
+            instance = model(**row)
         make_transient_to_detached(instance)
         session.add(instance)
         objects.append(instance)

@@ -14,7 +14,7 @@ from crm_core.db import utcnow
 from crm_core.models import Contact, ContactEmail, ContactPhone, Customer, Interaction, User
 from crm_core.phones import region_for, to_e164
 from crm_core.services.bulk import insert_objects
-from crm_core.services.records import RecordService, existing, reject_missing
+from crm_core.services.records import RecordService, existing, reject_missing, reject_taken
 from crm_core.services.unit_of_work import RecordChange, UnitOfWork
 
 _CHILDREN = (("emails", ContactEmail, "email"), ("phones", ContactPhone, "number"))
@@ -31,6 +31,8 @@ class ContactService(RecordService[Contact]):
 
     def check_references(self, uow: UnitOfWork, batch: Sequence[RecordChange]) -> None:
         """The customer and the owner must exist; a merged customer is named.
+
+        An ``external_id`` belongs to one contact only (stored or earlier in the batch).
 
         The customer's row (with its country, for reading phone numbers) is kept in
         ``change.references["customer_id"]``.
@@ -56,6 +58,7 @@ class ContactService(RecordService[Contact]):
                 )
         owners = existing(uow.session, User, {c.data.get("owner_id") for c in batch})
         reject_missing(batch, "owner_id", owners, "user")
+        reject_taken(uow, Contact, "external_id", batch, "contact")
 
     def column_values(self, uow: UnitOfWork, data: Mapping[str, Any]) -> dict[str, Any]:
         """Columns, plus the time consent was given."""

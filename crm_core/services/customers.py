@@ -16,7 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from crm_core.models import Contact, Customer, CustomerTag, Interaction, User
 from crm_core.phones import region_for, to_e164
 from crm_core.services.bulk import insert_objects
-from crm_core.services.records import RecordService, existing, reject_missing
+from crm_core.services.records import RecordService, existing, reject_missing, reject_taken
 from crm_core.services.unit_of_work import RecordChange, UnitOfWork
 
 
@@ -56,9 +56,10 @@ class CustomerService(RecordService[Customer]):
         return values
 
     def check_references(self, uow: UnitOfWork, batch: Sequence[RecordChange]) -> None:
-        """Owners must be existing users."""
+        """Owners must be existing users; an ``external_id`` belongs to one customer only."""
         owners = existing(uow.session, User, {c.data.get("owner_id") for c in batch})
         reject_missing(batch, "owner_id", owners, "user")
+        reject_taken(uow, Customer, "external_id", batch, "customer")
 
     def write_children(self, uow: UnitOfWork, changes: Sequence[RecordChange]) -> None:
         """Insert every tag of the batch in one statement."""

@@ -20,6 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from crm_core.authz import require, visible
 from crm_core.errors import ConflictError, CRMError, NotFoundError, ValidationError
 from crm_core.ids import as_record_id
+from crm_core.search_index import deferred_index
 from crm_core.services.bulk import insert_objects
 from crm_core.services.unit_of_work import RecordChange, UnitOfWork
 
@@ -108,15 +109,19 @@ class RecordService(Generic[M]):
 
     def _insert(self, uow: UnitOfWork, accepted: list[RecordChange]) -> None:
         values = [self.column_values(uow, change.data) for change in accepted]
-        records = insert_objects(uow.session, self.model, values)
-        for change, record, row in zip(accepted, records, values, strict=True):
-            change.record = record
-            change.changes = {
-                key: (None, value)
-                for key, value in {**change.data, **row}.items()
-                if value not in _EMPTY
-            }
-        self.write_children(uow, accepted)
+        # The search index takes the batch's new rows in one statement, after the
+        # children: not once per row and again per email and phone (the triggers).
+        with deferred_index(uow.session, self.entity) as new_ids:
+            records = insert_objects(uow.session, self.model, values)
+            for change, record, row in zip(accepted, records, values, strict=True):
+                change.record = record
+                change.changes = {
+                    key: (None, value)
+                    for key, value in {**change.data, **row}.items()
+                    if value not in _EMPTY
+                }
+            self.write_children(uow, accepted)
+            new_ids.update(record.id for record in records)
         uow.record(self.entity, "created", [(c.record.id, c.changes) for c in accepted])
         uow.call_hook(f"crm_on_{self.plural}_created", uow=uow, changes=accepted)
 
@@ -460,6 +465,38 @@ def reject_missing(
         ident = change.data.get(field_name)
         if ident is not None and ident not in found:
             change.reject(field_name, f"No {what} with id {ident}.")
+
+
+def reject_taken(
+    uow: UnitOfWork, model: type[Any], field_name: str, batch: Sequence[RecordChange], what: str
+) -> None:
+    """Reject records whose unique ``field_name`` another record or an earlier one of the batch has.
+
+    For identifiers of other systems (``external_id``): one query for the whole batch.
+    A record keeping its own value on update is not refused.
+    """
+    keyed: dict[Any, list[RecordChange]] = {}
+    for change in batch:
+        value = change.data.get(field_name)
+        if value is not None:
+            keyed.setdefault(value, []).append(change)
+    if not keyed:
+        return
+    column = getattr(model, field_name)
+    taken = {
+        value: ident
+        for value, ident in uow.session.execute(
+            select(column, model.id).where(column.in_(bindparam("values", expanding=True))),
+            {"values": list(keyed)},
+        )
+    }
+    for value, changes in keyed.items():
+        for position, change in enumerate(changes):
+            own = change.record.id if change.record is not None else None
+            if value in taken and taken[value] != own:
+                change.reject(field_name, f"Already used by {what} {taken[value]}: {value!r}.")
+            elif position > 0:
+                change.reject(field_name, f"Appears twice in this batch: {value!r}.")
 
 
 def _messages(exc: SchemaError) -> dict[str, Any]:

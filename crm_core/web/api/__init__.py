@@ -20,7 +20,7 @@ __all__ = ["PREFIX", "ApiProblem", "ApiResource", "init_api"]
 
 def init_api(app: Flask) -> Blueprint:
     """Mount ``/api/v1`` with core's resources and every plugin's on ``app``."""
-    from crm_core.web.api import admin, merging, search, timeline
+    from crm_core.web.api import admin, exports, imports, merging, search, timeline, webhooks
     from crm_core.web.api.core_resources import core_resources
     from crm_core.web.api.openapi import add_openapi_contributor, docs_blueprint
 
@@ -41,7 +41,7 @@ def init_api(app: Flask) -> Blueprint:
             resources[resource.name] = resource
             owners[resource.name] = plugin_name
             resource.register(blueprint)
-    for module in (admin, timeline, search, merging):
+    for module in (admin, timeline, search, merging, webhooks, imports, exports):
         module.register(blueprint)
     app.register_blueprint(blueprint)
     app.extensions["crm_api_resources"] = resources
@@ -52,5 +52,8 @@ def init_api(app: Flask) -> Blueprint:
         app, functools.partial(search.describe, entities=sorted(crm.registry.search_providers))
     )
     add_openapi_contributor(app, merging.describe)
+    add_openapi_contributor(app, webhooks.describe)
+    add_openapi_contributor(app, imports.describe)
+    add_openapi_contributor(app, exports.describe)
     register_problem_handlers(app, path_prefix=PREFIX)
     return blueprint

@@ -12,7 +12,9 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, insert, select
 
 from crm_core import PluginManifest, RecordChange, UnitOfWork, hookimpl
-from crm_core.extensions import Channel, Permission
+from crm_core.authz import visible
+from crm_core.extensions import Channel, Exporter, Permission
+from crm_core.models import Customer
 from crm_testplugin.models import WelcomeTask
 
 manifest = PluginManifest(
@@ -39,6 +41,22 @@ def crm_register_migrations() -> list[str]:
 def crm_register_permissions() -> list[Permission]:
     """Who may see welcome tasks."""
     return [Permission("testplugin.task.view", "See welcome tasks")]
+
+
+@hookimpl
+def crm_register_exporters() -> list[Exporter]:
+    """``crm export testplugin_tasks``: the welcome tasks of the customers one may see."""
+    return [
+        Exporter(
+            "testplugin_tasks",
+            "testplugin.task.view",
+            model=WelcomeTask,
+            visibility=lambda actor: WelcomeTask.customer_id.in_(
+                select(Customer.id).where(visible(actor, "customer"))
+            ),
+            description="Welcome tasks, one per customer.",
+        )
+    ]
 
 
 @hookimpl

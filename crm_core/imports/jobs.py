@@ -1,0 +1,336 @@
+"""Import jobs: one row per import (CLI, API, UI), run now or by the task queue.
+
+:func:`create_job` stores an :class:`~crm_core.models.ImportJob` (status ``queued``)
+for a file on disk; :func:`run_import_job` runs it (the task queue's job
+``crm_core.import`` calls it with the job's id), writing progress, counts and
+rejected rows to the database as it goes; :func:`report_lines` streams the rejected
+rows as CSV (``line,column,value,reason``). Saved mappings are
+:class:`~crm_core.models.ImportMapping` rows: :func:`save_mapping`, :func:`find_mapping`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from crm_core.authz import require
+from crm_core.db import utcnow
+from crm_core.errors import CRMError
+from crm_core.imports.mapping import MappingError, entity_name
+from crm_core.imports.reading import ReadError
+from crm_core.imports.runner import ImportOptions, ImportSummary, Progress, run_import
+from crm_core.models import ImportJob, ImportMapping, ImportRejection, ImportStatus, User
+from crm_core.services.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from crm_core.runtime import CRM
+
+log = logging.getLogger(__name__)
+
+#: The task queue's name of :func:`run_import_job`.
+JOB_NAME = "crm_core.import"
+REPORT_HEADER = ("line", "column", "value", "reason")
+_FINISHED = (ImportStatus.SUCCEEDED.value, ImportStatus.FAILED.value)
+
+
+def uploads_folder(crm: CRM) -> Path:
+    """Where uploaded files wait for their job: ``<instance_path>/imports``."""
+    return Path(crm.settings.instance_path) / "imports"
+
+
+def create_job(
+    uow: UnitOfWork,
+    *,
+    path: str | Path,
+    filename: str,
+    options: ImportOptions,
+    scopes: tuple[str, ...] | frozenset[str] = (),
+) -> ImportJob:
+    """A queued job importing the file at ``path`` as ``options`` say, for ``uow.actor``.
+
+    Needs ``<entity>.edit``. ``scopes`` are the API token's, kept so the job acts with
+    no more permissions than the request that created it.
+    """
+    options.checked()
+    require(uow.actor, f"{options.entity}.edit")
+    file_path = Path(path)
+    try:
+        total = file_path.stat().st_size
+    except OSError:
+        total = None
+    job = ImportJob(
+        entity=options.entity,
+        format=options.format,
+        filename=filename[:500],
+        path=str(file_path),
+        status=ImportStatus.QUEUED.value,
+        dry_run=options.dry_run,
+        options={**options.as_json(), "scopes": sorted(scopes)},
+        total_bytes=total,
+        created_by_id=uow.actor_id,
+    )
+    uow.session.add(job)
+    uow.session.flush()
+    return job
+
+
+def run_import_job(crm: CRM, job_id: int, progress: Progress | None = None) -> None:
+    """Run queued import job ``job_id`` (the ``crm_core.import`` task).
+
+    A job that already ran (succeeded or failed) or that another worker runs is left
+    alone. A file that cannot be read, wrong options or an unexpected error mark the
+    job ``failed`` with the error; rejected rows do not (the job ``succeeded``).
+    An uploaded file under :func:`uploads_folder` is deleted once the job has run.
+    """
+    with crm.unit_of_work(source="import") as uow:
+        claimed = uow.session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id, ImportJob.status == ImportStatus.QUEUED.value)
+            .values(status=ImportStatus.RUNNING.value, started_at=utcnow())
+        ).rowcount
+        job = uow.session.get(ImportJob, job_id)
+        if job is None:
+            log.warning("import job %s does not exist", job_id)
+            return
+        if not claimed:
+            log.info("import job %s is %s: not run again", job_id, job.status)
+            return
+        options = ImportOptions(
+            entity=job.entity,
+            format=job.format,
+            columns=dict(job.options.get("columns") or {}) or None,
+            delimiter=job.options.get("delimiter"),
+            encoding=job.options.get("encoding"),
+            match_on=job.options.get("match_on"),
+            on_match=job.options.get("on_match"),
+            dry_run=job.dry_run,
+            batch_size=job.options.get("batch_size"),
+        )
+        path = job.path
+        created_by_id, scopes = job.created_by_id, tuple(job.options.get("scopes") or ())
+    error: str | None = None
+    try:
+        actor = _actor(crm, created_by_id, scopes)
+        if path is None:
+            raise ReadError("the job has no file")
+        run_import(crm, path, options, actor=actor, job_id=job_id, progress=progress)
+    except (ReadError, MappingError) as exc:
+        error = str(exc)
+    except CRMError as exc:
+        error = str(exc)
+        log.warning("import job %s failed: %s", job_id, exc)
+    except Exception as exc:  # the job must end as failed, whatever happened
+        log.exception("import job %s failed", job_id)
+        error = f"{type(exc).__name__}: {exc}"
+    with crm.unit_of_work(source="import") as uow:
+        uow.session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id)
+            .values(
+                status=ImportStatus.FAILED.value if error else ImportStatus.SUCCEEDED.value,
+                error=error,
+                finished_at=utcnow(),
+            )
+        )
+    if path is not None:
+        _remove_upload(crm, Path(path))
+
+
+def _actor(crm: CRM, user_id: int | None, scopes: tuple[str, ...]) -> Any:
+    """The user a job acts as (narrowed to the token's scopes), or ``None`` for the system."""
+    if user_id is None:
+        return None
+    with crm.session_factory() as session:
+        user = session.get(User, user_id)
+        if user is None or not user.active:
+            raise CRMError(f"the user who started the import (id {user_id}) is gone or inactive")
+        user.permissions  # noqa: B018 - loads the roles while the session is open
+    if scopes:
+        from crm_core.security import ScopedActor
+
+        return ScopedActor(user, scopes)
+    return user
+
+
+def _remove_upload(crm: CRM, path: Path) -> None:
+    """Delete an uploaded file (and its job folder); files elsewhere are the user's."""
+    folder = uploads_folder(crm).resolve()
+    try:
+        resolved = path.resolve()
+    except OSError:
+        return
+    if folder in resolved.parents:
+        target = resolved.parent if resolved.parent != folder else resolved
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            resolved.unlink(missing_ok=True)
+
+
+def summary_of(job: ImportJob) -> ImportSummary:
+    """The counts of ``job`` as an :class:`ImportSummary` (no rejections)."""
+    return ImportSummary(
+        entity=job.entity,
+        dry_run=job.dry_run,
+        created=job.created_count,
+        updated=job.updated_count,
+        skipped=job.skipped_count,
+        rejected=job.rejected_count,
+        processed_rows=job.processed_rows,
+        processed_bytes=job.processed_bytes,
+    )
+
+
+def progress_percent(job: ImportJob) -> float | None:
+    """How far the job has read its file, 0 to 100 (``None`` while the size is unknown)."""
+    if job.status == ImportStatus.SUCCEEDED.value:
+        return 100.0
+    if not job.total_bytes:
+        return None
+    return round(min(100.0, 100.0 * job.processed_bytes / job.total_bytes), 1)
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def rejections(
+    session: Session, job_id: int, *, after_id: int | None = None, limit: int = 1000
+) -> list[ImportRejection]:
+    """Up to ``limit`` rejections of job ``job_id`` after ``after_id``, in file order."""
+    statement = (
+        select(ImportRejection)
+        .where(ImportRejection.job_id == job_id)
+        .order_by(ImportRejection.id)
+        .limit(limit)
+    )
+    if after_id is not None:
+        statement = statement.where(ImportRejection.id > after_id)
+    return list(session.scalars(statement))
+
+
+def report_lines(crm: CRM, job_id: int, *, chunk: int = 1000) -> Iterator[str]:
+    """The report of job ``job_id`` as CSV text, a header then one line per reason.
+
+    Read in chunks of ``chunk`` rows, each chunk in a short read of its own, so a
+    report of a million rows streams in constant memory.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(REPORT_HEADER)
+    yield _drain(buffer)
+    after: int | None = None
+    while True:
+        with crm.session_factory() as session:
+            found = rejections(session, job_id, after_id=after, limit=chunk)
+            rows = [(r.line, r.column, r.value or "", r.reason) for r in found]
+            after = found[-1].id if found else after
+        if not rows:
+            return
+        writer.writerows(rows)
+        yield _drain(buffer)
+        if len(rows) < chunk:
+            return
+
+
+def _drain(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
+
+
+def write_report(crm: CRM, job_id: int, path: str | Path) -> int:
+    """Write job ``job_id``'s report to ``path`` (UTF-8 with BOM, for spreadsheets); rows."""
+    count = -1
+    with open(path, "w", encoding="utf-8-sig", newline="") as out:
+        for text in report_lines(crm, job_id):
+            out.write(text)
+            count += text.count("\r\n")
+    return max(count, 0)
+
+
+# -- saved mappings ---------------------------------------------------------------------------
+
+
+def find_mapping(session: Session, name: str) -> ImportMapping:
+    """The saved mapping called ``name``; :class:`MappingError` if there is none."""
+    found = session.scalars(select(ImportMapping).where(ImportMapping.name == name)).first()
+    if found is None:
+        known = ", ".join(session.scalars(select(ImportMapping.name).order_by(ImportMapping.name)))
+        raise MappingError({"mapping": [f"No saved mapping {name!r}; saved: {known or 'none'}."]})
+    return found
+
+
+def save_mapping(
+    uow: UnitOfWork,
+    name: str,
+    entity: str,
+    columns: Mapping[str, str],
+    options: Mapping[str, Any] | None = None,
+) -> ImportMapping:
+    """Create or replace the saved mapping ``name`` (needs ``<entity>.edit``).
+
+    Targets are checked against the entity's fields (:class:`MappingError`); headers
+    are not, as no file is at hand.
+    """
+    from crm_core.imports.mapping import available_targets, parse_target
+
+    entity = entity_name(entity)
+    require(uow.actor, f"{entity}.edit")
+    name = name.strip()
+    if not name or len(name) > 120:
+        raise MappingError({"name": ["Give a name of 1 to 120 characters."]})
+    targets = available_targets(uow.crm, entity)
+    errors: dict[str, list[str]] = {}
+    for header, target in columns.items():
+        if not isinstance(header, str) or not isinstance(target, str):
+            errors.setdefault(str(header), []).append("Map a header to a field name (text).")
+            continue
+        if target.strip():
+            try:
+                parse_target(uow.crm, entity, target, targets)
+            except MappingError as exc:
+                for messages in exc.messages.values():
+                    errors.setdefault(header, []).extend(messages)
+    allowed = {"delimiter", "encoding", "match_on", "on_match"}
+    unknown = set(options or {}) - allowed
+    if unknown:
+        errors["options"] = [f"Unknown options {sorted(unknown)}; known: {sorted(allowed)}."]
+    if errors:
+        raise MappingError(errors)
+    found = uow.session.scalars(select(ImportMapping).where(ImportMapping.name == name)).first()
+    if found is None:
+        found = ImportMapping(name=name, created_by_id=uow.actor_id)
+        uow.session.add(found)
+    found.entity = entity
+    found.columns = dict(columns)
+    found.options = dict(options or {})
+    uow.session.flush()
+    return found
+
+
+def options_from_mapping(mapping: ImportMapping, options: ImportOptions) -> ImportOptions:
+    """``options`` completed by a saved mapping: its columns under the explicit ones."""
+    if entity_name(mapping.entity) != entity_name(options.entity):
+        raise MappingError(
+            {"mapping": [f"{mapping.name!r} maps {mapping.entity} files, not {options.entity}."]}
+        )
+    options.columns = {**mapping.columns, **(options.columns or {})}
+    saved = mapping.options or {}
+    if options.delimiter is None:
+        options.delimiter = saved.get("delimiter")
+    if options.encoding is None:
+        options.encoding = saved.get("encoding")
+    if options.match_on is None:
+        options.match_on = saved.get("match_on")
+    if options.on_match is None:
+        options.on_match = saved.get("on_match")
+    return options
