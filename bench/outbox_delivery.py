@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from crm_core import CRM, migrate
 from crm_core.config import load_settings
@@ -38,7 +38,10 @@ def main() -> None:
     parser.add_argument("--queue", choices=["sqlite", "redis"], default="sqlite")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument(
-        "--database-url", default=None, help="default: a SQLite file in a temporary folder"
+        "--database-url",
+        default=None,
+        help="an EMPTY database to migrate and fill, e.g. a scratch PostgreSQL database "
+        "(default: a SQLite file in a temporary folder)",
     )
     args = parser.parse_args()
 
@@ -60,6 +63,8 @@ def main() -> None:
             environ={},
         )
         crm = CRM(settings, discover_plugins=False)
+        if inspect(crm.engine).get_table_names():
+            raise SystemExit(f"{args.database_url} is not empty: give a scratch database")
         migrate.upgrade(crm)
         with WebhookReceiver(SECRET) as receiver:
             prepare(crm, receiver.url, args.events)
