@@ -6,7 +6,8 @@ same path as ``crm import contacts FILE`` (an import job run by
 bulk writes, audit, outbox, commits) into a fresh migrated SQLite file, in a child
 process whose peak RSS is read, then inserts the same rows with ``sqlite3``
 ``executemany`` into a fresh file of the same schema, indexing them for search as the
-import does (one statement per batch). Prints rows/s, the ratio and the peak memory. Run ``python bench/import_contacts.py --help``; see bench/README.md.
+import does (one statement per batch). Prints rows/s, the ratio and the peak memory.
+Run ``python bench/import_contacts.py --help``; see bench/README.md.
 """
 
 from __future__ import annotations
