@@ -129,3 +129,23 @@ def test_acting_as_a_user_checks_their_permissions(runner, crm, people):
     with crm.session_factory() as session:
         owners = set(session.scalars(select(Customer.owner_id)))
     assert owners == {clerk.id}
+
+
+def test_several_files_are_imported_one_after_the_other(runner, crm, tmp_path):
+    cards = []
+    for name in ("ann", "bob"):
+        card = tmp_path / f"{name}.vcf"
+        card.write_bytes(
+            f"BEGIN:VCARD\r\nVERSION:3.0\r\nN:{name.title()};X\r\nEND:VCARD\r\n"
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nEND:VCARD\r\n".encode()
+        )
+        cards.append(str(card))
+    report = tmp_path / "rejected.csv"
+    result = runner.invoke(args=["import", "contacts", *cards, "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("created 1, updated 0, skipped 0, rejected 1 of 2 rows") == 2
+    assert count(crm, Contact) == 2
+    assert count(crm, ImportJob) == 2
+    for name in ("ann", "bob"):
+        lines = (tmp_path / f"rejected-{name}.csv").read_text(encoding="utf-8-sig").splitlines()
+        assert lines[0] == "line,column,value,reason" and lines[1].startswith("5,N,")

@@ -58,7 +58,7 @@ def parse_map(items: tuple[str, ...]) -> dict[str, str]:
 
 def _import_command(plural: str) -> click.Command:
     @click.command(plural)
-    @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+    @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
     @click.option("--mapping", "mapping_name", default=None, help="A saved mapping's name.")
     @click.option(
         "--map",
@@ -91,13 +91,19 @@ def _import_command(plural: str) -> click.Command:
     )
     @click.option("--as", "as_email", default=None, metavar="EMAIL", help="Act as this user.")
     @with_appcontext
-    def command(file: Path, **kwargs: Any) -> None:
-        _run(plural, file, **kwargs)
+    def command(files: tuple[Path, ...], report_path: Path | None, **kwargs: Any) -> None:
+        for file in files:
+            report = report_path
+            if report is not None and len(files) > 1:
+                # One report per file: report.csv -> report-<file name>.csv
+                report = report.with_name(f"{report.stem}-{file.stem}{report.suffix}")
+            _run(plural, file, report_path=report, **kwargs)
 
     command.help = (
-        f"Import {plural} from FILE (.csv, .tsv, .txt"
+        f"Import {plural} from FILE... (.csv, .tsv, .txt"
         + (", .vcf" if plural == "contacts" else "")
-        + "): rows in batches through the same checks as every write."
+        + "): rows in batches through the same checks as every write. Several files are "
+        "imported one after the other, each as an import job of its own."
     )
     return command
 
