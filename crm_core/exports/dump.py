@@ -54,12 +54,15 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.orm import Session
 
 from crm_core import migrate
 from crm_core.db import Base, utcnow
 from crm_core.errors import CRMError
 from crm_core.exports.stream import read_connection, typed_batches
 from crm_core.exports.values import base_type
+from crm_core.models import Contact, Customer
+from crm_core.search_index import deferred_index
 from crm_core.version import __version__
 
 if TYPE_CHECKING:
@@ -249,7 +252,16 @@ def restore(crm: CRM, lines: Iterable[bytes | str]) -> DumpSummary:
     summary = DumpSummary(heads=heads)
     with crm.write_engine.begin() as connection:
         _refuse_rows(connection, list(known.values()))
-        footer = _insert_rows(connection, reader, order, plans, summary)
+        # Index customers and contacts for search once, at the end, rather than per row
+        # and again per email and phone (crm_core.search_index).
+        session = Session(bind=connection)
+        with (
+            deferred_index(session, "customer") as customer_ids,
+            deferred_index(session, "contact") as contact_ids,
+        ):
+            footer = _insert_rows(connection, reader, order, plans, summary)
+            customer_ids.update(connection.scalars(select(Customer.id)))
+            contact_ids.update(connection.scalars(select(Contact.id)))
         if footer is None:
             raise DumpError("the dump is truncated: its last line (the row counts) is missing")
         if footer.get("counts") != summary.counts:
