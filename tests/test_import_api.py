@@ -169,3 +169,30 @@ def test_the_openapi_document_describes_imports(api):
     document = api.get("/openapi.json").get_json()
     assert "/imports" in document["paths"] and "/import-mappings/{mapping_id}" in document["paths"]
     assert "multipart/form-data" in document["paths"]["/imports"]["post"]["requestBody"]["content"]
+
+
+def test_a_job_its_worker_abandoned_is_marked_failed_and_says_how_to_finish(api, crm, tmp_path):
+    import datetime as dt
+
+    from crm_core.db import utcnow
+    from crm_core.imports import ImportOptions, create_job
+    from crm_core.imports.jobs import fail_abandoned
+
+    path = tmp_path / "people.csv"
+    path.write_text("name\nAcme\n", encoding="utf-8")
+    with crm.unit_of_work(source="test") as uow:
+        made = [
+            create_job(uow, path=path, filename="people.csv", options=ImportOptions("customers"))
+            for _ in range(2)
+        ]
+        stalled, busy = made
+        for job, ago in ((stalled, 16), (busy, 1)):
+            job.status = "running"
+            job.started_at = job.progressed_at = utcnow() - dt.timedelta(minutes=ago)
+    assert fail_abandoned(crm) == [stalled.id]
+    assert fail_abandoned(crm) == []
+    answer = api.get(f"/imports/{stalled.id}")
+    assert answer.status_code == 200, answer.json
+    assert answer.json["status"] == "failed"
+    assert "import the file again to finish" in answer.json["error"]
+    assert api.get(f"/imports/{busy.id}").json["status"] == "running"

@@ -11,6 +11,7 @@ rows as CSV (``line,column,value,reason``). Saved mappings are
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import logging
 import shutil
@@ -94,7 +95,9 @@ def run_import_job(crm: CRM, job_id: int, progress: Progress | None = None) -> N
         claimed = uow.session.execute(
             update(ImportJob)
             .where(ImportJob.id == job_id, ImportJob.status == ImportStatus.QUEUED.value)
-            .values(status=ImportStatus.RUNNING.value, started_at=utcnow())
+            .values(
+                status=ImportStatus.RUNNING.value, started_at=utcnow(), progressed_at=utcnow()
+            )
         ).rowcount
         job = uow.session.get(ImportJob, job_id)
         if job is None:
@@ -173,6 +176,52 @@ def _remove_upload(crm: CRM, path: Path) -> None:
             shutil.rmtree(target, ignore_errors=True)
         else:
             resolved.unlink(missing_ok=True)
+
+
+#: A running job that committed no batch for this long was left by a worker that died.
+ABANDONED_AFTER = dt.timedelta(minutes=15)
+
+
+def fail_abandoned(crm: CRM, *, after: dt.timedelta = ABANDONED_AFTER) -> list[int]:
+    """Mark failed the running import jobs that made no progress for ``after``; their ids.
+
+    Their committed batches stay (each batch is its own transaction); the error says how
+    to finish: import the file again, matching on email or external id updates the rows
+    that are in already. Called by ``crm worker`` every few seconds.
+    """
+    cutoff = utcnow() - after
+    stalled = (
+        select(ImportJob.id)
+        .where(ImportJob.status == ImportStatus.RUNNING.value, ImportJob.progressed_at < cutoff)
+        .limit(1)
+    )
+    with crm.session_factory() as session:
+        if session.scalar(stalled) is None:  # the usual case: no write lock taken
+            return []
+    with crm.unit_of_work(source="import") as uow:
+        ids = list(
+            uow.session.scalars(
+                update(ImportJob)
+                .where(
+                    ImportJob.status == ImportStatus.RUNNING.value,
+                    ImportJob.progressed_at < cutoff,
+                )
+                .values(
+                    status=ImportStatus.FAILED.value,
+                    finished_at=utcnow(),
+                    error=(
+                        "the worker running this import stopped (no batch for "
+                        f"{int(after.total_seconds() // 60)} minutes); the batches it "
+                        "committed are in: import the file again to finish (rows already "
+                        "in are matched and updated or skipped)"
+                    ),
+                )
+                .returning(ImportJob.id)
+            )
+        )
+    for ident in ids:
+        log.warning("import job %s was abandoned by its worker: marked failed", ident)
+    return ids
 
 
 def summary_of(job: ImportJob) -> ImportSummary:

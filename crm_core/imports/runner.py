@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from sqlalchemy import func, insert, select, tuple_, update
 
 from crm_core.authz import visible
+from crm_core.db import utcnow
 from crm_core.errors import CRMError, HookError
 from crm_core.imports.mapping import (
     ColumnMapping,
@@ -411,6 +412,7 @@ class ImportRunner:
                         updated_count=summary.updated,
                         skipped_count=summary.skipped,
                         rejected_count=summary.rejected,
+                        progressed_at=utcnow(),
                     )
                 )
         if self.progress is not None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from huey.consumer import Consumer
 
+from crm_core.imports.jobs import fail_abandoned
 from crm_core.jobs.deliveries import RELAY_BATCH, relay, requeue_lost
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class Worker:
                 if time.monotonic() - last_requeue >= requeue_every:
                     last_requeue = time.monotonic()
                     requeue_lost(self.crm)
+                    fail_abandoned(self.crm)
             except Exception:
                 # The database may be away for a moment (restarting, locked): try again.
                 log.exception("outbox relay failed; retrying in %s s", self.relay_interval)

@@ -63,6 +63,9 @@ class ImportJob(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None]
+    progressed_at: Mapped[dt.datetime | None]
+    """When the running job last committed a batch: a job that stops progressing for
+    long was abandoned by a worker that died (see ``imports.jobs.fail_abandoned``)."""
     finished_at: Mapped[dt.datetime | None]
 
 

@@ -47,6 +47,7 @@ def upgrade() -> None:
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', crm_core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('started_at', crm_core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('progressed_at', crm_core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('finished_at', crm_core.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], name=op.f('fk_import_job_created_by_id_user'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_import_job'))
