@@ -1,13 +1,12 @@
 """CSV imports end to end: mappings, matching, faults, dry runs, hooks, reports, real exports.
 
-Real-world files are read from ``$CRM_REALWORLD_DATA`` (CI sets it); those tests skip
-when the variable is unset and fail when it names a folder that is not there.
+Real-world files come from the ``real_world_data`` fixture (tests/conftest.py):
+``$CRM_REALWORLD_DATA``, else ``../shared/data/real-world``; missing, the tests fail.
 """
 
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
@@ -41,15 +40,17 @@ from crm_core.testing import plugin_module
 pytestmark = pytest.mark.plugins()
 
 
-def real_file(relative: str) -> Path:
-    """A file of the real-world corpus; skip without ``CRM_REALWORLD_DATA``, fail if missing."""
-    root = os.environ.get("CRM_REALWORLD_DATA")
-    if not root:
-        pytest.skip("CRM_REALWORLD_DATA is not set")
-    path = Path(root) / relative
-    if not path.exists():
-        pytest.fail(f"CRM_REALWORLD_DATA={root} but {relative} is not there")
-    return path
+@pytest.fixture
+def real_file(real_world_data: Path):
+    """Finds a file of the real-world corpus; a missing one fails the test."""
+
+    def find(relative: str) -> Path:
+        path = real_world_data / relative
+        if not path.exists():
+            pytest.fail(f"{relative} is not in {real_world_data}")
+        return path
+
+    return find
 
 
 def imported(crm, text: str | bytes, entity: str = "customers", **options):
@@ -459,7 +460,7 @@ def test_external_ids_are_unique_per_customer_and_contact(crm):
 # -- real-world exports -----------------------------------------------------------------------
 
 
-def test_salesforce_accounts_in_cp1252(crm):
+def test_salesforce_accounts_in_cp1252(crm, real_file):
     summary = run_import(
         crm,
         real_file("salesforce_dataloader_export/accountData.csv"),
@@ -485,7 +486,7 @@ def test_salesforce_accounts_in_cp1252(crm):
     ["csvtext_BOM_UTF8.csv", "csvtext_BOM_UTF16LE.csv", "csvtext_BOM_UTF16BE.csv",
      "csvtext_BOM_UTF32LE.csv", "csvtext_BOM_UTF32BE.csv"],
 )
-def test_every_byte_order_mark(crm, name):
+def test_every_byte_order_mark(crm, name, real_file):
     summary = run_import(
         crm,
         real_file(f"salesforce_dataloader_export/{name}"),
@@ -495,7 +496,7 @@ def test_every_byte_order_mark(crm, name):
     assert customer(crm, name="row2-1").city == "row2-3"
 
 
-def test_salesforce_quotes_and_separators(crm):
+def test_salesforce_quotes_and_separators(crm, real_file):
     quotes = run_import(
         crm,
         real_file("salesforce_dataloader_export/csvEscapedQuotes.csv"),
@@ -512,7 +513,7 @@ def test_salesforce_quotes_and_separators(crm):
     assert customer(crm, name="col21").city == "col22!somev2"
 
 
-def test_odoo_partners(crm):
+def test_odoo_partners(crm, real_file):
     summary = run_import(
         crm,
         real_file("odoo_res_partner_import_export/res.partner.csv"),
@@ -528,7 +529,7 @@ def test_odoo_partners(crm):
     assert customer(crm, external_id="res_partner_2").kind == "person"
 
 
-def test_atomic_crm_contacts(crm):
+def test_atomic_crm_contacts(crm, real_file):
     full = run_import(
         crm, real_file("atomic_crm_contacts/contacts.csv"), ImportOptions(entity="contacts")
     )

@@ -1,13 +1,12 @@
 """vCard imports: every real .vcf of the corpus, broken cards reported by line, charsets decoded.
 
-The corpus is read from ``$CRM_REALWORLD_DATA/vcards`` (skipped when the variable is
-unset, failing when it names a folder without the files).
+The corpus is ``vcards/`` of the ``real_world_data`` fixture (tests/conftest.py); a
+missing corpus fails the tests.
 """
 
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
@@ -46,13 +45,12 @@ REJECTED = {
 }
 
 
-def corpus() -> Path:
-    root = os.environ.get("CRM_REALWORLD_DATA")
-    if not root:
-        pytest.skip("CRM_REALWORLD_DATA is not set")
-    folder = Path(root) / "vcards"
+@pytest.fixture
+def corpus(real_world_data: Path) -> Path:
+    """The 105 vCard files of the real-world corpus."""
+    folder = real_world_data / "vcards"
     if not folder.is_dir() or len(list(folder.rglob("*.vcf"))) != 105:
-        pytest.fail(f"CRM_REALWORLD_DATA={root} but vcards/ does not hold the 105 .vcf files")
+        pytest.fail(f"{folder} does not hold the 105 .vcf files")
     return folder
 
 
@@ -66,8 +64,8 @@ def contact(crm, *where) -> Contact:
         return session.scalars(select(Contact).where(*where)).one()
 
 
-def test_every_card_of_the_corpus_imports_or_is_reported(crm):
-    folder = corpus()
+def test_every_card_of_the_corpus_imports_or_is_reported(crm, corpus):
+    folder = corpus
     cards = rejected = 0
     for path in sorted(folder.rglob("*.vcf")):
         name = path.relative_to(folder).as_posix()
@@ -84,8 +82,8 @@ def test_every_card_of_the_corpus_imports_or_is_reported(crm):
     assert (cards, rejected) == (128, 23)
 
 
-def test_charsets_quoted_printable_and_folding(crm):
-    folder = corpus()
+def test_charsets_quoted_printable_and_folding(crm, corpus):
+    folder = corpus
     vcf(crm, folder / "android-vcard/v21_japanese_1.vcf")  # Shift_JIS, CHARSET parameter
     assert contact(crm, Contact.last_name == "安藤ロイド").phones[0].number == "0300000000"
     vcf(crm, folder / "android-vcard/v30_japanese.vcf")  # Shift_JIS in a 3.0 card
@@ -98,8 +96,8 @@ def test_charsets_quoted_printable_and_folding(crm):
     assert iphone.emails[0].email == "john.doe@ibm.com" and len(iphone.phones) >= 2
 
 
-def test_labels_titles_uids_and_the_company_by_name(crm):
-    folder = corpus()
+def test_labels_titles_uids_and_the_company_by_name(crm, corpus):
+    folder = corpus
     with crm.unit_of_work() as uow:
         abc = customers.create(uow, {"name": "ABC, Inc."})
     vcf(crm, folder / "vobject/vcard40_org.vcf")

@@ -18,6 +18,7 @@ joined by ``; `` with their labels, in the same order, in ``email_labels`` and
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import ColumnElement, Connection, Select, Table, false, func, select
 
 from crm_core.authz import visible
-from crm_core.errors import PluginError
+from crm_core.errors import CRMError, PluginError
 from crm_core.exports import vcard
 from crm_core.exports.stream import BATCH_SIZE, raw_all, raw_batches, typed_batches
 from crm_core.exports.values import csv_attribute, csv_cell, csv_text
@@ -56,8 +57,12 @@ class Run:
         return self.connection.dialect.name
 
 
-class Source:
-    """Rows of one kind that can be exported, who may export them and in which formats."""
+class Source(abc.ABC):
+    """Rows of one kind that can be exported, who may export them and in which formats.
+
+    Every source writes CSV and JSON Lines; one that lists ``vcf`` in :attr:`formats`
+    also implements :meth:`vcards`.
+    """
 
     name: str
     permission: str
@@ -65,17 +70,17 @@ class Source:
     description: str = ""
     plugin: str = "crm_core"
 
+    @abc.abstractmethod
     def csv_rows(self, run: Run) -> Iterator[Sequence[Sequence[Any]]]:
         """The header row (alone, first), then batches of rows."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def json_records(self, run: Run) -> Iterator[Sequence[Mapping[str, Any]]]:
         """Batches of records, each a JSON-ready mapping (datetimes are left to the writer)."""
-        raise NotImplementedError
 
     def vcards(self, run: Run) -> Iterator[str]:
-        """Batches of vCards as text (contacts only)."""
-        raise NotImplementedError
+        """Batches of vCards as text; only sources whose :attr:`formats` list ``vcf``."""
+        raise CRMError(f"{self.name} cannot be exported as vCard (formats: {self.formats})")
 
 
 # -- core's entities ------------------------------------------------------------------------------
