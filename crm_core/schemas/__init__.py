@@ -7,11 +7,13 @@ adds the deployment's custom attributes and the fields plugins contribute throug
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import Schema, fields
+from marshmallow import ValidationError as SchemaError
 
-from crm_core.errors import PluginError
+from crm_core.errors import PluginError, ValidationError
 from crm_core.schemas.attributes import attributes_schema
 from crm_core.schemas.contact import ContactEmailSchema, ContactPhoneSchema, ContactSchema
 from crm_core.schemas.customer import CustomerSchema
@@ -42,6 +44,18 @@ def schema_for(crm: CRM, entity: str) -> type[Schema]:
     return type(base.__name__, (base,), extra)
 
 
+def load_or_refuse(schema: Schema, data: Any, *, partial: bool = False) -> dict[str, Any]:
+    """``schema.load(data)``; refused input becomes a :class:`~crm_core.ValidationError`
+    with marshmallow's messages by field (what the API answers as a 422)."""
+    if not isinstance(data, Mapping):
+        raise ValidationError({"_schema": ["Expected an object."]})
+    try:
+        loaded: dict[str, Any] = schema.load(data, partial=partial)
+    except SchemaError as exc:
+        raise ValidationError(exc.messages) from exc  # type: ignore[arg-type]
+    return loaded
+
+
 __all__ = [
     "BASE_SCHEMAS",
     "ContactEmailSchema",
@@ -49,5 +63,6 @@ __all__ = [
     "ContactSchema",
     "CustomerSchema",
     "InteractionSchema",
+    "load_or_refuse",
     "schema_for",
 ]

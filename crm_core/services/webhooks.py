@@ -15,8 +15,6 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import Schema
-from marshmallow import ValidationError as SchemaError
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -33,6 +31,7 @@ from crm_core.models import (
     OutboxStatus,
     Webhook,
 )
+from crm_core.schemas import load_or_refuse
 from crm_core.schemas.webhook import MAX_DESCRIPTION_LENGTH, WebhookPatchSchema, WebhookSchema
 from crm_core.services.unit_of_work import UnitOfWork
 from crm_core.webhooks import new_secret
@@ -81,7 +80,7 @@ def create(uow: UnitOfWork, data: Mapping[str, Any]) -> tuple[Webhook, str]:
     (at least 24 characters; generated when missing). Raises :class:`ValidationError`.
     """
     require(uow.actor, ADMIN_PERMISSION)
-    loaded = _load(WebhookSchema(), data)
+    loaded = load_or_refuse(WebhookSchema(), data)
     secret = loaded.pop("secret", None) or new_secret()
     hook = Webhook(
         url=loaded["url"],
@@ -135,7 +134,7 @@ def update(
     """
     hook = get(uow, webhook_id)
     _check_version(hook, expected_version)
-    loaded = _load(WebhookPatchSchema(), data, partial=True)
+    loaded = load_or_refuse(WebhookPatchSchema(), data, partial=True)
     changes = {
         name: (getattr(hook, name), value)
         for name, value in loaded.items()
@@ -234,16 +233,6 @@ def _payload(hook: Webhook) -> dict[str, Any]:
         "event_types": hook.event_types,
         "active": hook.active,
     }
-
-
-def _load(schema: Schema, data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
-    if not isinstance(data, Mapping):
-        raise ValidationError({"_schema": ["Expected an object."]})
-    try:
-        loaded: dict[str, Any] = schema.load(data, partial=partial)
-    except SchemaError as exc:
-        raise ValidationError(exc.messages) from exc  # type: ignore[arg-type]
-    return loaded
 
 
 def _check_version(hook: Webhook, expected: int | None) -> None:

@@ -17,12 +17,11 @@ from typing import Any
 from apispec import APISpec
 from flask import Blueprint, Response, request, url_for
 from marshmallow import Schema, fields, validate
-from marshmallow import ValidationError as SchemaError
 
 from crm_core.authz import require
-from crm_core.errors import ValidationError
-from crm_core.ids import MAX_ID
+from crm_core.ids import MAX_ID, as_record_id
 from crm_core.models import EventDelivery, OutboxEvent, Webhook
+from crm_core.schemas import load_or_refuse
 from crm_core.schemas.fieldtypes import Text
 from crm_core.schemas.webhook import MAX_DESCRIPTION_LENGTH, WebhookPatchSchema, WebhookSchema
 from crm_core.services import webhooks
@@ -376,7 +375,7 @@ def disable_webhook(webhook_id: str) -> Response:
     """``POST /webhooks/<id>/disable``: stop delivering; body ``{"reason": ...}`` optional."""
     _crm, actor = _context()
     require(actor, ADMIN_PERMISSION)
-    body = _load(DisableSchema(), _optional_body())
+    body = load_or_refuse(DisableSchema(), _optional_body())
     reason = body.get("reason")
     return _state_change(
         webhook_id,
@@ -546,7 +545,7 @@ def replay_dead() -> Response:
     """``POST /deliveries/replay``: replay every dead letter, or a ``consumer``'s."""
     crm, actor = _context()
     require(actor, ADMIN_PERMISSION)
-    consumer = _load(ReplaySchema(), _optional_body()).get("consumer")
+    consumer = load_or_refuse(ReplaySchema(), _optional_body()).get("consumer")
     with crm.unit_of_work(actor=actor, source="api") as uow:
         replayed = webhooks.replay_dead(uow, consumer=consumer)
     return _json({"replayed": replayed})
@@ -557,8 +556,9 @@ def replay_dead() -> Response:
 
 def _id(raw: str, entity: str) -> int:
     """An id from the URL; one that cannot be a row's id is a 404, like a missing row."""
-    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID:
-        return int(raw)
+    ident = as_record_id(raw) if raw.isascii() and raw.isdigit() else None
+    if ident is not None and ident >= 1:
+        return ident
     raise ApiProblem(404, "Not found", f"No {entity} {raw!r}.", kind="not-found")
 
 
@@ -581,14 +581,6 @@ def _optional_body() -> dict[str, Any]:
     if not request.get_data(cache=True):
         return {}
     return _json_body()
-
-
-def _load(schema: Schema, data: dict[str, Any]) -> dict[str, Any]:
-    try:
-        loaded: dict[str, Any] = schema.load(data)
-    except SchemaError as exc:
-        raise ValidationError(exc.messages) from exc  # type: ignore[arg-type]
-    return loaded
 
 
 def _columns(row: Any) -> dict[str, Any]:
