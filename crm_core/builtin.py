@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from crm_core import search
 from crm_core.extensions import Channel, Job, Permission, SearchProvider
 from crm_core.hookspecs import hookimpl
 from crm_core.models import CORE_CHANNELS
+
+if TYPE_CHECKING:
+    from crm_core.runtime import CRM
 
 _UNDIRECTED = {"note", "web", "purchase"}
 
@@ -52,15 +57,26 @@ def crm_register_search_providers() -> list[SearchProvider]:
     ]
 
 
+def _run_import(crm: CRM, job_id: int) -> None:
+    """The ``crm_core.import`` job: run an uploaded import (the importers load on first use)."""
+    from crm_core.imports.jobs import run_import_job
+
+    run_import_job(crm, job_id)
+
+
+def _prune_events(crm: CRM) -> None:
+    """The ``crm_core.prune_events`` job."""
+    from crm_core.jobs.deliveries import prune_job
+
+    prune_job(crm)
+
+
 @hookimpl
 def crm_register_jobs() -> list[Job]:
     """Core's background jobs: running uploaded imports, pruning delivered events daily."""
-    from crm_core.imports.jobs import run_import_job
-    from crm_core.jobs.deliveries import prune_job
-
     return [
         # Not retried: a failed import is marked failed with its error; run it again
         # by uploading the file again (a dry run shows what it would do).
-        Job("crm_core.import", run_import_job, retries=0),
-        Job("crm_core.prune_events", prune_job, schedule="15 3 * * *"),
+        Job("crm_core.import", _run_import, retries=0),
+        Job("crm_core.prune_events", _prune_events, schedule="15 3 * * *"),
     ]

@@ -27,7 +27,7 @@ from crm_core.db import utcnow
 from crm_core.errors import CRMError
 from crm_core.imports.mapping import MappingError, entity_name
 from crm_core.imports.reading import ReadError
-from crm_core.imports.runner import ImportOptions, ImportSummary, Progress, run_import
+from crm_core.imports.runner import ImportOptions, Progress, run_import
 from crm_core.models import ImportJob, ImportMapping, ImportRejection, ImportStatus, User
 from crm_core.services.unit_of_work import UnitOfWork
 
@@ -222,20 +222,6 @@ def fail_abandoned(crm: CRM, *, after: dt.timedelta = ABANDONED_AFTER) -> list[i
     for ident in ids:
         log.warning("import job %s was abandoned by its worker: marked failed", ident)
     return ids
-
-
-def summary_of(job: ImportJob) -> ImportSummary:
-    """The counts of ``job`` as an :class:`ImportSummary` (no rejections)."""
-    return ImportSummary(
-        entity=job.entity,
-        dry_run=job.dry_run,
-        created=job.created_count,
-        updated=job.updated_count,
-        skipped=job.skipped_count,
-        rejected=job.rejected_count,
-        processed_rows=job.processed_rows,
-        processed_bytes=job.processed_bytes,
-    )
 
 
 def progress_percent(job: ImportJob) -> float | None:
