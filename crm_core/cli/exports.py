@@ -7,6 +7,7 @@ every table, which ``crm restore dump.jsonl`` loads into an empty database.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -18,6 +19,7 @@ from sqlalchemy import select
 from crm_core.cli.common import get_crm, require_current_database
 from crm_core.exports import FORMATS, atomic_file, format_for_path, prepare_export
 from crm_core.exports.dump import restore, write_dump
+from crm_core.exports.parallel import write_parallel
 from crm_core.models import User
 from crm_core.runtime import CRM
 
@@ -46,6 +48,13 @@ from crm_core.runtime import CRM
 @click.option("--include-archived", is_flag=True, help="Archived records too.")
 @click.option("--excel", is_flag=True, help="Start a CSV file with a BOM, so Excel reads UTF-8.")
 @click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes that read and write records at once (default: the CPU count, at most 4).",
+)
+@click.option(
     "--all",
     "everything",
     is_flag=True,
@@ -58,6 +67,7 @@ def export_command(
     as_email: str | None,
     include_archived: bool,
     excel: bool,
+    jobs: int | None,
     everything: bool,
 ) -> None:
     """Export NAME (customers, contacts, interactions or a plugin's) as CSV, JSON Lines or vCard.
@@ -67,7 +77,14 @@ def export_command(
     crm = get_crm()
     require_current_database(crm)
     if everything:
-        if name or as_email or include_archived or excel or format_name not in (None, "jsonl"):
+        if (
+            name
+            or as_email
+            or include_archived
+            or excel
+            or jobs
+            or format_name not in (None, "jsonl")
+        ):
             raise click.UsageError(
                 "--all dumps every row of every table as JSON Lines: give only -o FILE"
             )
@@ -86,7 +103,8 @@ def export_command(
         include_archived=include_archived,
         excel=excel,
     )
-    rows = _write(output, export.write)
+    jobs = jobs or min(os.cpu_count() or 1, 4)
+    rows = _write(output, lambda out: write_parallel(export, out, jobs))
     where = f"to {output}" if output is not None else ""
     click.echo(f"exported {rows:,} {export.source.name} as {chosen} {where}".rstrip(), err=True)
 

@@ -69,12 +69,19 @@ class Export:
         with read_connection(self.crm) as connection:
             yield from self.chunks(connection)
 
-    def chunks(self, connection: Connection) -> Iterator[str]:
-        """The file in chunks of text (one per batch of rows), read through ``connection``."""
-        run = Run(self.crm, connection, self.actor, self.include_archived, self.batch_size)
+    def chunks(
+        self, connection: Connection, *, ids: tuple[int, int] | None = None, header: bool = True
+    ) -> Iterator[str]:
+        """The file in chunks of text (one per batch of rows), read through ``connection``.
+
+        ``ids`` keeps the records whose id lies in that closed range; ``header=False``
+        leaves out what starts a CSV file (header row, byte order mark): both serve a
+        parallel export's ranges (:mod:`crm_core.exports.parallel`).
+        """
+        run = Run(self.crm, connection, self.actor, self.include_archived, self.batch_size, ids)
         self.rows = 0
         if self.format.name == "csv":
-            yield from self._csv(run)
+            yield from self._csv(run, header)
         elif self.format.name == "jsonl":
             for records in self.source.json_records(run):
                 self.rows += len(records)
@@ -84,13 +91,15 @@ class Export:
                 self.rows += cards.count("BEGIN:VCARD\r\n")
                 yield cards
 
-    def _csv(self, run: Run) -> Iterator[str]:
+    def _csv(self, run: Run, header: bool) -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)  # RFC 4180: "," and CRLF, quotes only where needed
-        if self.excel:
-            buffer.write(UTF8_BOM)
         batches = self.source.csv_rows(run)
-        writer.writerows(next(batches))
+        first = next(batches)
+        if header:
+            if self.excel:
+                buffer.write(UTF8_BOM)
+            writer.writerows(first)
         for rows in batches:
             writer.writerows(rows)
             self.rows += len(rows)

@@ -50,6 +50,9 @@ class Run:
     actor: Any
     include_archived: bool = False
     batch_size: int = BATCH_SIZE
+    ids: tuple[int, int] | None = None
+    """Only records whose id lies in this closed range (one process's share of a
+    parallel export); ``None``: every id. Sources without integer ids ignore it."""
 
     @property
     def dialect(self) -> str:
@@ -177,8 +180,11 @@ class EntitySource(Source):
     # -- which rows
 
     def filters(self, run: Run) -> list[ColumnElement[bool]]:
-        """The actor's visibility and, unless asked for, no archived records."""
+        """The actor's visibility, the run's id range and, unless asked for, no archived
+        records."""
         clauses = [visible(run.actor, self.entity)]
+        if run.ids is not None:
+            clauses.append(self.table.c.id.between(*run.ids))
         if not run.include_archived:
             # coalesce(): no index led by ``archived`` should serve this, the id order should.
             clauses.append(func.coalesce(self.table.c.archived, false()).is_(False))

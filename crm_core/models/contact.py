@@ -65,11 +65,13 @@ class ContactEmail(Base):
     """One labelled email address of a contact (``work``, ``home``...)."""
 
     __tablename__ = "contact_email"
+    __table_args__ = (
+        # A contact's list in its order, read from the index (no sort): lists, exports.
+        Index("ix_contact_email_contact_id_position", "contact_id", "position"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contact.id", ondelete="CASCADE"), index=True
-    )
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"))
     label: Mapped[str] = mapped_column(String(40), default="work")
     email: Mapped[str] = mapped_column(String(254), index=True)
     position: Mapped[int] = mapped_column(default=0)
@@ -79,11 +81,13 @@ class ContactPhone(Base):
     """One labelled phone number of a contact (``work``, ``mobile``...)."""
 
     __tablename__ = "contact_phone"
+    __table_args__ = (
+        # A contact's list in its order, read from the index (no sort): lists, exports.
+        Index("ix_contact_phone_contact_id_position", "contact_id", "position"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contact.id", ondelete="CASCADE"), index=True
-    )
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"))
     label: Mapped[str] = mapped_column(String(40), default="work")
     number: Mapped[str] = mapped_column(String(50), index=True)
     e164: Mapped[str | None] = mapped_column(String(20), index=True)
