@@ -296,6 +296,16 @@ def crm_customer_panels(customer: Customer, actor: User | None) -> Sequence[Pane
     """Return panels to show on ``customer``'s page for ``actor``."""
 
 
+@hookspec
+def crm_dashboard_widgets(actor: User) -> Sequence[Panel] | None:
+    """Return widgets for ``actor``'s dashboard (their open tasks, follow-ups, forecasts...).
+
+    A widget is a :class:`~crm_core.extensions.Panel`: its ``template`` (from the
+    plugin's blueprint's template folder) is included with ``context``, under ``title``,
+    in ``order`` with the other widgets. Leave out what ``actor`` may not see.
+    """
+
+
 # ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------

@@ -148,6 +148,15 @@ class CRM:
         ]
         return sorted(panels, key=lambda panel: (panel.order, panel.title))
 
+    def dashboard_widgets(self, actor: User) -> list[Panel]:
+        """Widgets plugins show on ``actor``'s dashboard, in display order."""
+        widgets = [
+            widget
+            for result in self.pm.hook.crm_dashboard_widgets(actor=actor)
+            for widget in result or ()
+        ]
+        return sorted(widgets, key=lambda widget: (widget.order, widget.title))
+
     def dispose(self) -> None:
         """Close the engine's pooled connections."""
         self.engine.dispose()

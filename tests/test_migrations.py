@@ -190,7 +190,7 @@ def test_uninstalled_plugin_is_reported_and_core_keeps_working(make_crm, fresh_d
         assert crm.plugins.infos["crm_testplugin"].state.value == "disabled"
         client = app.test_client()
         assert client.get("/healthz").get_json() == {"status": "ok"}
-        assert client.get("/").status_code == 200
+        assert client.get("/status").status_code == 200
         with crm.unit_of_work() as uow:
             acme = customers.create(uow, {"name": "ACME"})
         with crm.session_factory() as session:

@@ -12,6 +12,7 @@ from crm_core.config import load_settings
 from crm_core.runtime import CRM
 from crm_core.web.api import init_api
 from crm_core.web.auth import init_auth
+from crm_core.web.ui import init_ui
 
 
 def create_app(
@@ -37,6 +38,7 @@ def create_app(
 
     app.register_blueprint(status.blueprint)
     init_api(app)
+    init_ui(app)
     for blueprints in crm.pm.hook.crm_register_blueprints():
         for blueprint in blueprints:
             app.register_blueprint(blueprint)

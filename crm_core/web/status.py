@@ -23,7 +23,7 @@ def health() -> ResponseReturnValue:
     return jsonify(status="ok")
 
 
-@blueprint.get("/")
+@blueprint.get("/status")
 def index() -> ResponseReturnValue:
     """Show what this installation holds and which plugins it runs."""
     crm = current_app.extensions["crm"]

@@ -1,0 +1,95 @@
+"""The bundled web UI: server-rendered pages for people (the API serves programs).
+
+Every page needs a signed-in user (else the sign-in page, coming back afterwards) and
+goes through the same services as the API: the same validation messages, the same
+permissions and record visibility, the same audit trail (source ``ui``). Plugins add
+navigation entries (``crm_menu_items``), customer-page panels (``crm_customer_panels``)
+and pages of their own (``crm_register_blueprints``, extending
+``crm_core/ui/layout.html``).
+
+Styling is one stylesheet written here (``static/crm_core/ui.css``); pages work without
+JavaScript, and charts are SVG rendered on the server (:mod:`crm_core.web.ui.charts`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, render_template
+from flask.typing import ResponseReturnValue
+from markupsafe import Markup
+
+from crm_core.errors import HookError, NotFoundError, PermissionDenied
+from crm_core.extensions import MenuItem, Panel
+from crm_core.web.ui.access import current_crm, signed_in_actor
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint(
+    "crm_ui",
+    __name__,
+    static_folder="../static",
+    static_url_path="/static/ui",
+)
+
+#: Core's own navigation entries (endpoint, label, permission), before plugins' entries.
+CORE_MENU: tuple[MenuItem, ...] = (
+    MenuItem("Dashboard", "crm_ui.dashboard", order=0),
+    MenuItem("Customers", "crm_ui.customers", order=10, permission="customer.view"),
+)
+
+
+def init_ui(app: Flask) -> None:
+    """Register the UI's pages, its navigation and its error pages on ``app``."""
+    from crm_core.web.ui import customers, dashboard  # noqa: F401  (they add their views)
+
+    app.register_blueprint(blueprint)
+    app.context_processor(_navigation)
+    app.add_template_global(render_panel)
+
+
+def render_panel(panel: Panel) -> Markup:
+    """A plugin's panel or widget: its template rendered with its context's keys."""
+    return Markup(render_template(panel.template, **panel.context))  # autoescaped by Jinja
+
+
+def _navigation() -> dict[str, Any]:
+    """``navigation``: the entries the signed-in user may use, core's first."""
+
+    def entries() -> list[MenuItem]:
+        actor = signed_in_actor()
+        if actor is None:
+            return []
+        granted = actor.permissions
+        own = [item for item in CORE_MENU if item.permission in (None, *granted)]
+        return own + current_crm().menu_items(actor)
+
+    return {"navigation": entries}
+
+
+@blueprint.errorhandler(PermissionDenied)
+def permission_denied(error: PermissionDenied) -> ResponseReturnValue:
+    """A page or an action the user may not use: 403, saying which permission is missing."""
+    return _error_page(403, "Not allowed", f"You may not do this: {error}.")
+
+
+@blueprint.errorhandler(NotFoundError)
+def not_found(error: NotFoundError) -> ResponseReturnValue:
+    """A record that does not exist or that the user may not see: 404."""
+    return _error_page(404, "Not found", f"There is no {error.entity} {error.ident} you may see.")
+
+
+@blueprint.errorhandler(HookError)
+def plugin_failed(error: HookError) -> ResponseReturnValue:
+    """A plugin's hook failed during a write: nothing was saved; the log has the details."""
+    log.error("hook %s of plugin %s failed: %s", error.hook, error.plugin, error.__cause__)
+    return _error_page(
+        500, "A plugin failed", f"The plugin {error.plugin!r} failed, so nothing was saved."
+    )
+
+
+def _error_page(status: int, title: str, message: str) -> ResponseReturnValue:
+    return render_template(
+        "crm_core/ui/error.html", status=status, title=title, message=message
+    ), status

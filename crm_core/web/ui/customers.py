@@ -1,0 +1,360 @@
+"""Customer pages: the list, the 360° page, the create and edit forms, quick logging.
+
+The list searches, filters and sorts on indexed columns and pages with a cursor (no
+``OFFSET``, no ``COUNT``); the customer page shows details, contacts, the timeline
+(interactions and plugins' entries, newest first) and plugins' panels, with a form that
+logs a call, note, email or meeting in two clicks. Edits carry the version the user
+saw: when someone else saved first, the form comes back with both versions side by side.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import selectinload
+
+from crm_core.authz import has_permission, require, visible
+from crm_core.errors import ConflictError, ValidationError
+from crm_core.models import Contact, Customer, CustomerKind, LifecycleStage, User
+from crm_core.search import list_filter
+from crm_core.services import customers, interactions
+from crm_core.timeline import TimelineCursor, timeline
+from crm_core.web.api.pagination import Cursor, after, ordered
+from crm_core.web.api.problems import ApiProblem
+from crm_core.web.ui import blueprint
+from crm_core.web.ui.access import actor, current_crm, page
+from crm_core.web.ui.forms import field_errors, form_data
+
+#: Customers per page of the list.
+PAGE_SIZE = 50
+#: Timeline entries per page of the customer page.
+TIMELINE_PAGE = 25
+#: The fields of the customer form, in its order.
+FORM_FIELDS = (
+    "kind", "name", "email", "phone", "website", "street", "postal_code", "city", "region",
+    "country", "industry", "lifecycle_stage", "owner_id", "tags",
+)
+#: Sort orders of the list: query value -> (cursor key, column, descending).
+SORTS: dict[str, tuple[str, Any, bool]] = {
+    "name": ("name", Customer.name, False),
+    "-name": ("name", Customer.name, True),
+    "newest": ("id", Customer.id, True),
+}
+#: The channels the quick form offers as buttons, when registered.
+QUICK_CHANNELS = ("call", "note", "email", "meeting")
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One field that differs between what the user sent and what is now stored."""
+
+    field: str
+    stored: Any
+    yours: Any
+
+
+# -- the list ---------------------------------------------------------------------------------
+
+
+@blueprint.get("/customers", endpoint="customers")
+@page
+def customers_list() -> ResponseReturnValue:
+    """The customers the user may see: search, stage and owner filters, sort, next page."""
+    crm, user = current_crm(), actor()
+    require(user, "customer.view")
+    query = request.args.get("q", "").strip()
+    stage = request.args.get("stage", "")
+    owner = request.args.get("owner", "")
+    sort_name = request.args.get("sort", "name")
+    if sort_name not in SORTS or (stage and stage not in _values(LifecycleStage)):
+        abort(400)
+    key, column, descending = SORTS[sort_name]
+    with crm.session_factory() as session:
+        clauses: list[ColumnElement[bool]] = [visible(user, "customer")]
+        if query:
+            clauses.append(
+                list_filter(session, "customer", query, region=crm.settings.default_phone_region)
+            )
+        if stage:
+            clauses.append(Customer.lifecycle_stage == stage)
+        if owner == "me":
+            clauses.append(Customer.owner_id == user.id)
+        clauses.append(Customer.archived.is_(False))
+        statement = select(Customer).where(*clauses)
+        token = request.args.get("cursor")
+        if token:
+            try:
+                cursor = Cursor.decode(
+                    token, sort=key, descending=descending,
+                    python_type=str if key == "name" else int,
+                )
+            except ApiProblem:
+                abort(400)
+            statement = statement.where(after(cursor, column, Customer.id))
+        statement = ordered(statement, column, Customer.id, descending).limit(PAGE_SIZE + 1)
+        found = list(session.scalars(statement))
+        rows = found[:PAGE_SIZE]
+        owners = _user_names(session, {row.owner_id for row in rows})
+    next_url = None
+    if len(found) > PAGE_SIZE:
+        last = rows[-1]
+        cursor_token = Cursor(key, descending, getattr(last, column.key), last.id).encode()
+        next_url = url_for("crm_ui.customers", **{**request.args, "cursor": cursor_token})
+    return render_template(
+        "crm_core/ui/customers/list.html",
+        customers=rows,
+        owners=owners,
+        query=query,
+        stage=stage,
+        owner=owner,
+        sort=sort_name,
+        stages=_values(LifecycleStage),
+        next_url=next_url,
+        first_page=bool(token),
+    )
+
+
+# -- the 360° page ----------------------------------------------------------------------------
+
+
+@blueprint.get("/customers/<int:customer_id>")
+@page
+def customer_page(customer_id: int) -> ResponseReturnValue:
+    """Details, contacts, timeline, plugins' panels and the quick logging form."""
+    token = request.args.get("before")
+    try:
+        before = TimelineCursor.decode(token) if token else None
+    except ValidationError:
+        abort(400)
+    return _customer_page(customer_id, before)
+
+
+@blueprint.post("/customers/<int:customer_id>/interactions")
+@page
+def log_interaction(customer_id: int) -> ResponseReturnValue:
+    """Log a call, note, email or meeting from the customer page (now, unless a time is given)."""
+    crm, user = current_crm(), actor()
+    data = form_data(request.form, ("channel", "subject", "body", "contact_id", "direction"))
+    data.update(
+        customer_id=customer_id,
+        subject=data.get("subject") or "",
+        body=data.get("body") or "",
+        user_id=user.id,
+    )
+    errors: dict[str, list[str]] = {}
+    try:
+        data["occurred_at"] = _moment(request.form.get("occurred_at", ""), crm.settings)
+    except ValueError:
+        errors["occurred_at"] = ["Give a date and time, e.g. 2026-12-02 14:30."]
+    if not errors:
+        try:
+            with crm.unit_of_work(actor=user, source="ui") as uow:
+                customers.get(uow, customer_id)  # a customer the user may not see: 404
+                interactions.create(uow, data)
+        except ValidationError as exc:
+            errors = field_errors(exc.messages)
+    if errors:
+        return _customer_page(customer_id, None, errors, request.form.to_dict(), status=422)
+    channel = crm.registry.channels.get(data.get("channel") or "")
+    flash(f"{channel.label if channel else 'Interaction'} logged.")
+    return redirect(url_for("crm_ui.customer_page", customer_id=customer_id))
+
+
+def _customer_page(
+    customer_id: int,
+    before: TimelineCursor | None,
+    log_errors: dict[str, list[str]] | None = None,
+    log_values: dict[str, str] | None = None,
+    *,
+    status: int = 200,
+) -> ResponseReturnValue:
+    crm, user = current_crm(), actor()
+    with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
+        customer = customers.get(uow, customer_id)
+        people: list[Contact] = []
+        if has_permission(user, "contact.view"):
+            people = list(
+                uow.session.scalars(
+                    select(Contact)
+                    .where(
+                        Contact.customer_id == customer.id,
+                        Contact.archived.is_(False),
+                        visible(user, "contact"),
+                    )
+                    .order_by(Contact.last_name, Contact.first_name, Contact.id)
+                    .options(selectinload(Contact.emails), selectinload(Contact.phones))
+                )
+            )
+        entries = timeline(
+            crm, uow.session, user, customer.id, before=before, limit=TIMELINE_PAGE
+        )
+        owner = uow.session.get(User, customer.owner_id) if customer.owner_id else None
+        panels = crm.customer_panels(customer, user)
+        older_url = None
+        if entries.next_cursor is not None:
+            older_url = url_for("crm_ui.customer_page", customer_id=customer.id,
+                                before=entries.next_cursor.encode())
+        html = render_template(
+            "crm_core/ui/customers/detail.html",
+            customer=customer,
+            contacts=people,
+            contact_options=[(c.id, f"{c.first_name} {c.last_name}".strip()) for c in people],
+            owner=owner,
+            entries=entries.entries,
+            older_url=older_url,
+            newest_url=url_for("crm_ui.customer_page", customer_id=customer.id)
+            if before is not None else None,
+            panels=panels,
+            channels=_quick_channels(),
+            can_log=has_permission(user, "interaction.edit"),
+            can_edit=has_permission(user, "customer.edit"),
+            log_errors=log_errors or {},
+            log_values=log_values or {},
+        )
+    return html, status
+
+
+# -- create and edit --------------------------------------------------------------------------
+
+
+@blueprint.route("/customers/new", methods=["GET", "POST"])
+@page
+def new_customer() -> ResponseReturnValue:
+    """The empty customer form; saving creates the customer and opens its page."""
+    crm, user = current_crm(), actor()
+    require(user, "customer.edit")
+    values: dict[str, Any] = {"kind": "company", "lifecycle_stage": "lead", "owner_id": user.id}
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        data = form_data(request.form, FORM_FIELDS, lists=("tags",))
+        values = {**request.form.to_dict()}
+        try:
+            with crm.unit_of_work(actor=user, source="ui") as uow:
+                created = customers.create(uow, data)
+        except ValidationError as exc:
+            errors = field_errors(exc.messages)
+        else:
+            flash(f"{created.name} was created.")
+            return redirect(url_for("crm_ui.customer_page", customer_id=created.id))
+    return _form(None, values, errors, status=422 if errors else 200)
+
+
+@blueprint.route("/customers/<int:customer_id>/edit", methods=["GET", "POST"])
+@page
+def edit_customer(customer_id: int) -> ResponseReturnValue:
+    """The customer form filled in; saving checks that nobody else saved in between."""
+    crm, user = current_crm(), actor()
+    require(user, "customer.edit")
+    with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
+        customer = customers.get(uow, customer_id)
+        stored = _form_values(customer)
+    if request.method == "GET":
+        return _form(customer, stored, {})
+    data = form_data(request.form, FORM_FIELDS, lists=("tags",))
+    values = request.form.to_dict()
+    try:
+        version = int(request.form.get("version", ""))
+    except ValueError:
+        abort(400)
+    try:
+        with crm.unit_of_work(actor=user, source="ui") as uow:
+            customers.update(uow, customer_id, data, expected_version=version)
+    except ValidationError as exc:
+        return _form(customer, values, field_errors(exc.messages), status=422)
+    except ConflictError:
+        differences = [
+            Difference(name, stored.get(name), values.get(name))
+            for name in FORM_FIELDS
+            if _normal(stored.get(name)) != _normal(values.get(name))
+        ]
+        values["version"] = str(customer.version)  # "save mine anyway" overwrites deliberately
+        return _form(customer, values, {}, conflict=differences, status=409)
+    flash(f"{data.get('name') or customer.name} was saved.")
+    return redirect(url_for("crm_ui.customer_page", customer_id=customer_id))
+
+
+def _form(
+    customer: Customer | None,
+    values: dict[str, Any],
+    errors: dict[str, list[str]],
+    *,
+    conflict: list[Difference] | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
+    crm = current_crm()
+    with crm.session_factory() as session:
+        users = list(
+            session.execute(
+                select(User.id, User.name, User.email).where(User.active.is_(True))
+                .order_by(User.name, User.id)
+            )
+        )
+    version = values.get("version") or (customer.version if customer is not None else None)
+    return render_template(
+        "crm_core/ui/customers/form.html",
+        customer=customer,
+        values=values,
+        version=version,
+        errors=errors,
+        conflict=conflict,
+        kind_options=[(kind, kind.capitalize()) for kind in _values(CustomerKind)],
+        stage_options=[(stage, stage.capitalize()) for stage in _values(LifecycleStage)],
+        owner_options=[(row.id, row.name or row.email) for row in users],
+    ), status
+
+
+def _form_values(customer: Customer) -> dict[str, Any]:
+    """What the form shows for a stored customer (text, as the inputs hold it)."""
+    values: dict[str, Any] = {name: getattr(customer, name, None) for name in FORM_FIELDS}
+    values["tags"] = ", ".join(customer.tags)
+    values["version"] = customer.version
+    return {name: "" if value is None else value for name, value in values.items()}
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _normal(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _values(enum: Any) -> list[str]:
+    return [member.value for member in enum]
+
+
+def _user_names(session: Any, ids: set[int | None]) -> dict[int, str]:
+    wanted = sorted(ident for ident in ids if ident is not None)
+    if not wanted:
+        return {}
+    rows = session.execute(select(User.id, User.name, User.email).where(User.id.in_(wanted)))
+    return {row.id: row.name or row.email for row in rows}
+
+
+def _quick_channels() -> list[Any]:
+    registered = current_crm().registry.channels
+    return [registered[name] for name in QUICK_CHANNELS if name in registered]
+
+
+def _moment(text: str, settings: Any) -> dt.datetime:
+    """A ``datetime-local`` input in the installation's time zone; empty: now."""
+    text = text.strip()
+    if not text:
+        return dt.datetime.now(dt.UTC)
+    moment = dt.datetime.fromisoformat(text.replace(" ", "T"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_zone(settings))
+    return moment
+
+
+def _zone(settings: Any) -> dt.tzinfo:
+    name = getattr(settings, "timezone", None) or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.UTC

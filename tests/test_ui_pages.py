@@ -1,0 +1,330 @@
+"""The bundled UI through Flask's test client: every page, its forms, bad input, denials.
+
+Users sign in with a password and post forms with the CSRF token of the page, as a
+browser does. Plugins' navigation entries, customer panels and dashboard widgets come
+from a plugin registered in the test.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Blueprint
+from sqlalchemy import func, select
+
+from crm_core.extensions import MenuItem, Panel
+from crm_core.models import AuditEntry, Customer, Interaction, User
+from crm_core.services import contacts, customers, interactions
+from crm_core.testing import make_user, plugin_module
+
+PASSWORD = "correct horse battery"
+SELLER_PERMISSIONS = [
+    "customer.view", "customer.edit", "contact.view", "interaction.view", "interaction.edit",
+]
+
+
+@pytest.fixture
+def crm_plugin_modules(tmp_path: Path) -> list[Any]:
+    """A plugin with a page, a navigation entry, a customer panel and a dashboard widget."""
+    templates = tmp_path / "plugin-templates" / "ui_probe"
+    templates.mkdir(parents=True)
+    (templates / "panel.html").write_text("<p class=probe-panel>Open invoices: {{ count }}</p>")
+    (templates / "widget.html").write_text(
+        "<ul class=probe-widget>{% for task in tasks %}<li>{{ task }}</li>{% endfor %}</ul>"
+    )
+    probe = Blueprint("ui_probe", __name__, template_folder=str(templates.parent))
+    probe.add_url_rule("/probe/reports", "reports", lambda: "reports page")
+
+    def fail(uow: Any, entity: str, batch: Any) -> None:
+        if any(change.data.get("name") == "Explode Ltd" for change in batch):
+            raise RuntimeError("the plugin broke")
+
+    return [
+        plugin_module(
+            "ui_probe",
+            core_api=">=1.0",
+            crm_register_blueprints=lambda: [probe],
+            crm_menu_items=lambda actor: [MenuItem("Reports", "ui_probe.reports", order=50)],
+            crm_customer_panels=lambda customer, actor: [
+                Panel("invoices", "Invoices", "ui_probe/panel.html", {"count": 3})
+            ],
+            crm_dashboard_widgets=lambda actor: [
+                Panel("tasks", "My open tasks", "ui_probe/widget.html",
+                      {"tasks": [f"Call back for {actor.email}"]})
+            ],
+            crm_validate=fail,
+        )
+    ]
+
+
+def staff(crm: Any, email: str, permissions: list[str] | None = None, **kwargs: Any) -> User:
+    """A user with a password; ``permissions`` default to every one."""
+    user = make_user(crm, email, permissions, **kwargs)
+    with crm.unit_of_work(source="test") as uow:
+        stored = uow.session.get(User, user.id)
+        stored.set_password(PASSWORD)
+    return user
+
+
+def token(page: str) -> str:
+    found = re.search(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert found, "the page has no CSRF token"
+    return html.unescape(found.group(1))
+
+
+class Browser:
+    """A signed-in test client that posts forms with the token of the page it last read."""
+
+    def __init__(self, client: Any, email: str) -> None:
+        self.client = client
+        page = client.get("/login").get_data(as_text=True)
+        response = client.post(
+            "/login", data={"email": email, "password": PASSWORD, "csrf_token": token(page)}
+        )
+        assert response.status_code == 302, response.get_data(as_text=True)
+        self.csrf = token(client.get("/").get_data(as_text=True))
+
+    def get(self, path: str, status: int = 200) -> str:
+        response = self.client.get(path)
+        assert response.status_code == status, (path, response.status_code)
+        return response.get_data(as_text=True)
+
+    def post(self, path: str, data: dict[str, Any], status: int = 302) -> Any:
+        response = self.client.post(path, data={**data, "csrf_token": self.csrf})
+        assert response.status_code == status, response.get_data(as_text=True)
+        return response
+
+
+@pytest.fixture
+def admin(crm: Any, client: Any) -> Browser:
+    staff(crm, "admin@ui.example")
+    return Browser(client, "admin@ui.example")
+
+
+@pytest.fixture
+def acme(crm: Any) -> Customer:
+    with crm.unit_of_work(source="test") as uow:
+        customer = customers.create(
+            uow,
+            {"name": "ACME Tools GmbH", "email": "info@acme.example", "city": "Berlin",
+             "country": "DE", "phone": "+49 30 1234567", "lifecycle_stage": "customer",
+             "tags": ["vip"]},
+        )
+        contacts.create(
+            uow,
+            {"customer_id": customer.id, "first_name": "Ada", "last_name": "Kowalska",
+             "job_title": "Buyer", "emails": [{"label": "work", "email": "ada@acme.example"}]},
+        )
+        interactions.create(
+            uow,
+            {"customer_id": customer.id, "channel": "email", "subject": "Price list sent",
+             "occurred_at": "2026-11-02T10:00:00+00:00"},
+        )
+    return customer
+
+
+def _count(crm: Any, model: Any, *where: Any) -> int:
+    with crm.session_factory() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+# -- signing in, navigation, dashboard -----------------------------------------------------------
+
+
+def test_pages_send_anonymous_visitors_to_sign_in_and_back(client, acme):
+    for path in ("/", "/customers", f"/customers/{acme.id}", "/customers/new"):
+        response = client.get(path)
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("/login?next=")
+
+
+def test_the_dashboard_shows_counts_recent_interactions_charts_and_widgets(admin, acme):
+    page = admin.get("/")
+    assert "<dt>Customers</dt><dd>1</dd>" in page
+    assert "<dt>Contacts</dt><dd>1</dd>" in page
+    assert "Price list sent" in page and f'href="/customers/{acme.id}"' in page
+    assert page.count('<svg xmlns="http://www.w3.org/2000/svg" role="img"') == 2
+    assert "Interactions per week by channel" in page
+    assert "Customers by lifecycle stage" in page
+    assert '<ul class=probe-widget><li>Call back for admin@ui.example</li></ul>' in page
+    assert '<a href="/probe/reports">Reports</a>' in page  # the plugin's navigation entry
+    assert '<a href="/" aria-current="page">Dashboard</a>' in page
+    assert admin.get("/static/ui/crm_core/ui.css").startswith("/* crm-core's UI")
+
+
+def test_a_user_with_no_permissions_gets_an_explanation_not_an_error(crm, client):
+    staff(crm, "nobody@ui.example", [])
+    page = Browser(client, "nobody@ui.example").get("/")
+    assert "nothing to see here yet" in page
+    assert ">Customers</a>" not in page
+
+
+# -- the customer list ----------------------------------------------------------------------------
+
+
+def test_the_list_searches_filters_sorts_and_pages_with_a_cursor(crm, admin, acme):
+    with crm.unit_of_work(source="test") as uow:
+        customers.bulk_create(
+            uow, [{"name": f"Zeta {number:02d} AB", "city": "Malmö"} for number in range(55)]
+        )
+    first = admin.get("/customers")
+    assert first.count('<th scope="row">') == 50
+    assert "ACME Tools GmbH" in first and "Zeta 48 AB" in first and "Zeta 49 AB" not in first
+    following = html.unescape(re.search(r'rel="next" href="([^"]+)"', first).group(1))
+    second = admin.get(following)
+    assert second.count('<th scope="row">') == 6 and "Zeta 54 AB" in second
+    assert 'rel="next"' not in second and "First page" in second
+    found = admin.get("/customers?q=acme")
+    assert found.count('<th scope="row">') == 1 and "ACME Tools GmbH" in found
+    assert admin.get("/customers?stage=customer").count('<th scope="row">') == 1
+    newest = admin.get("/customers?sort=newest")
+    assert newest.index("Zeta 54 AB") < newest.index("Zeta 10 AB") and "Zeta 00" not in newest
+    assert "No customers match these filters" in admin.get("/customers?q=nothing-like-it")
+    admin.get("/customers?sort=bogus", status=400)
+    admin.get("/customers?cursor=not-a-cursor", status=400)
+
+
+def test_a_seller_lists_and_opens_only_what_they_may_see(crm, client, acme):
+    seller = staff(crm, "seller@ui.example", SELLER_PERMISSIONS, visibility="own")
+    with crm.unit_of_work(source="test") as uow:
+        mine = customers.create(uow, {"name": "Seller's Own AB", "owner_id": seller.id})
+    browser = Browser(client, "seller@ui.example")
+    page = browser.get("/customers")
+    assert "Seller&#39;s Own AB" in page and "ACME" not in page
+    browser.get(f"/customers/{mine.id}")
+    assert "There is no customer" in browser.get(f"/customers/{acme.id}", status=404)
+
+
+# -- the customer page and quick logging ----------------------------------------------------------
+
+
+def test_the_customer_page_is_a_360_view(admin, acme):
+    page = admin.get(f"/customers/{acme.id}")
+    assert "<h1>ACME Tools GmbH</h1>" in page
+    assert 'href="mailto:info@acme.example"' in page and 'href="tel:+49301234567"' in page
+    assert "Ada Kowalska" in page and "ada@acme.example" in page
+    assert "Price list sent" in page
+    assert "<p class=probe-panel>Open invoices: 3</p>" in page
+    for channel in ("call", "note", "email", "meeting"):
+        assert f'name="channel" value="{channel}"' in page
+    admin.get("/customers/999999", status=404)
+
+
+def test_logging_a_call_puts_it_at_the_top_of_the_timeline(crm, admin, acme):
+    response = admin.post(
+        f"/customers/{acme.id}/interactions", {"channel": "call", "subject": "Renewal call"}
+    )
+    assert response.headers["Location"] == f"/customers/{acme.id}"
+    page = admin.get(f"/customers/{acme.id}")
+    assert "Call logged." in page
+    timeline = page[page.index('class="timeline"'):]
+    assert timeline.index("Renewal call") < timeline.index("Price list sent")
+    with crm.session_factory() as session:
+        logged = session.scalar(select(Interaction).where(Interaction.subject == "Renewal call"))
+        assert logged.channel == "call" and logged.user_id is not None
+        source = session.scalar(
+            select(AuditEntry.source).where(
+                AuditEntry.entity == "interaction", AuditEntry.entity_id == str(logged.id)
+            )
+        )
+    assert source == "ui"
+
+
+def test_bad_quick_log_input_is_explained_and_nothing_is_saved(crm, admin, acme):
+    before = _count(crm, Interaction)
+    response = admin.post(
+        f"/customers/{acme.id}/interactions",
+        {"channel": "telepathy", "subject": "x" * 501, "contact_id": "999999"},
+        status=422,
+    )
+    page = response.get_data(as_text=True)
+    assert 'id="subject-errors"' in page and 'aria-invalid="true"' in page
+    assert "telepathy" in page or "channel" in page
+    response = admin.post(
+        f"/customers/{acme.id}/interactions",
+        {"channel": "call", "subject": "Later", "occurred_at": "next tuesday"},
+        status=422,
+    )
+    assert "Give a date and time" in response.get_data(as_text=True)
+    assert _count(crm, Interaction) == before
+
+
+# -- create and edit ------------------------------------------------------------------------------
+
+
+def test_a_new_customer_form_explains_each_bad_field_and_saves_nothing(crm, admin):
+    response = admin.post(
+        "/customers/new", {"name": "", "email": "not-an-email", "country": "Germany"}, status=422
+    )
+    page = response.get_data(as_text=True)
+    for name in ("name", "email", "country"):
+        assert f'id="{name}-errors"' in page, name
+    assert 'value="not-an-email"' in page  # what was typed stays
+    assert "nothing was saved" in page
+    assert _count(crm, Customer) == 0
+
+
+def test_a_new_customer_is_created_and_opened(crm, admin):
+    response = admin.post(
+        "/customers/new",
+        {"kind": "company", "name": "Nordic Fika AB", "email": "hej@fika.example",
+         "country": "SE", "lifecycle_stage": "prospect", "tags": "coffee, wholesale"},
+    )
+    with crm.session_factory() as session:
+        created = session.scalar(select(Customer).where(Customer.name == "Nordic Fika AB"))
+        assert created.tags == ["coffee", "wholesale"] and created.lifecycle_stage == "prospect"
+    assert response.headers["Location"] == f"/customers/{created.id}"
+    assert "Nordic Fika AB was created." in admin.get(f"/customers/{created.id}")
+
+
+def test_a_failing_plugin_saves_nothing_and_says_so(crm, admin):
+    response = admin.post("/customers/new", {"name": "Explode Ltd"}, status=500)
+    assert "nothing was saved" in response.get_data(as_text=True)
+    assert _count(crm, Customer) == 0
+
+
+def test_editing_after_someone_else_saved_shows_both_versions(crm, admin, acme):
+    form = admin.get(f"/customers/{acme.id}/edit")
+    assert 'name="version" value="1"' in form and 'value="ACME Tools GmbH"' in form
+    with crm.unit_of_work(source="test") as uow:
+        customers.update(uow, acme.id, {"city": "Hamburg"})
+    mine = {"name": "ACME Tools GmbH", "city": "Munich", "country": "DE", "version": "1",
+            "kind": "company", "lifecycle_stage": "customer", "tags": "vip"}
+    response = admin.post(f"/customers/{acme.id}/edit", mine, status=409)
+    page = response.get_data(as_text=True)
+    assert "Someone else saved ACME Tools GmbH" in page
+    assert re.search(r"<th scope=\"row\">City</th><td>Hamburg</td><td>Munich</td>", page)
+    assert 'name="version" value="2"' in page
+    admin.post(f"/customers/{acme.id}/edit", {**mine, "version": "2"})
+    with crm.session_factory() as session:
+        assert session.get(Customer, acme.id).city == "Munich"
+
+
+def test_edit_form_errors_keep_the_input(crm, admin, acme):
+    response = admin.post(
+        f"/customers/{acme.id}/edit", {"name": "", "version": "1", "email": "x@"}, status=422
+    )
+    page = response.get_data(as_text=True)
+    assert 'id="name-errors"' in page and 'id="email-errors"' in page and 'value="x@"' in page
+    with crm.session_factory() as session:
+        assert session.get(Customer, acme.id).name == "ACME Tools GmbH"
+
+
+# -- permissions ----------------------------------------------------------------------------------
+
+
+def test_pages_and_actions_need_their_permissions(crm, client, acme):
+    staff(crm, "viewer@ui.example", ["customer.view", "interaction.view"])
+    viewer = Browser(client, "viewer@ui.example")
+    page = viewer.get(f"/customers/{acme.id}")
+    assert "Log an interaction" not in page and ">Edit</a>" not in page
+    assert "New customer" not in viewer.get("/customers")
+    assert "customer.edit" in viewer.get("/customers/new", status=403)
+    viewer.get(f"/customers/{acme.id}/edit", status=403)
+    viewer.post(f"/customers/{acme.id}/interactions", {"channel": "call"}, status=403)
+    viewer.post("/customers/new", {"name": "Sneaky Ltd"}, status=403)
+    assert _count(crm, Customer) == 1
