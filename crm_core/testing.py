@@ -8,6 +8,7 @@ test runs in a transaction that is rolled back afterwards.
 
 Fixtures: ``crm`` (the runtime), ``uow`` (a unit of work), ``app``, ``client``,
 ``api`` (an :class:`ApiClient` of a user with every permission), ``runner``,
+``ui`` (a :class:`UiBrowser` signed in to the web UI as a user with every permission),
 ``crm_database_url`` (the shared, migrated database) and ``fresh_database_url`` (an
 empty database of the same backend, for migration tests). :func:`make_user` and
 :func:`api_token` make other callers of the API; :func:`plugin_module` makes a plugin
@@ -18,7 +19,9 @@ Mark a test ``@pytest.mark.plugins("crm_sales")`` to load only those installed p
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,14 +254,20 @@ def make_user(
     *,
     visibility: str = "all",
     team: Any = None,
+    password: str | None = None,
 ) -> Any:
-    """A staff user with a role of their own: ``permissions`` (default: every one)."""
+    """A staff user with a role of their own: ``permissions`` (default: every one).
+
+    With ``password`` the user can sign in to the UI (see :class:`UiBrowser`).
+    """
     from crm_core.models import Role, User
 
     granted = sorted(crm.registry.permissions) if permissions is None else permissions
     with crm.unit_of_work(source="test") as unit:
         role = Role(name=f"role-{email}", permissions=granted, visibility=visibility)
         user = User(email=email, name=email.split("@")[0], roles=[role], team=team)
+        if password is not None:
+            user.set_password(password)
         unit.session.add(user)
         unit.session.flush()
     return user
@@ -330,6 +339,61 @@ class ApiClient:
 def api(client: Any, crm: CRM) -> ApiClient:
     """The API as a user holding every permission and seeing every record (a real token)."""
     return ApiClient(client, api_token(crm, make_user(crm, "api-admin@example.com")))
+
+
+@pytest.fixture
+def ui(client: Any, crm: CRM) -> UiBrowser:
+    """The web UI, signed in as a user holding every permission and seeing every record."""
+    ui_user(crm, "ui-admin@example.com")
+    return UiBrowser(client, "ui-admin@example.com")
+
+
+# -- the web UI -------------------------------------------------------------------------------
+
+#: The password :func:`ui_user` gives its users.
+UI_PASSWORD = "correct horse battery staple"
+
+
+def ui_user(crm: CRM, email: str, permissions: list[str] | None = None, **kwargs: Any) -> Any:
+    """A user who can sign in to the UI with :data:`UI_PASSWORD` (see :func:`make_user`)."""
+    return make_user(crm, email, permissions, password=UI_PASSWORD, **kwargs)
+
+
+def csrf_token_of(page: str) -> str:
+    """The CSRF token of the (first) form in the HTML ``page``."""
+    found = re.search(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert found, "the page has no CSRF token"
+    return html.unescape(found.group(1))
+
+
+class UiBrowser:
+    """The Flask test client signed in as ``email``, posting forms as a browser does.
+
+    It signs in through ``/login`` with :data:`UI_PASSWORD` (make the user with
+    :func:`ui_user`) and sends the session's CSRF token with every form. ``get`` and
+    ``post`` check the status code and return the page's text (``post``: the response).
+    """
+
+    def __init__(self, client: Any, email: str, password: str = UI_PASSWORD) -> None:
+        self.client = client
+        page = client.get("/login").get_data(as_text=True)
+        response = client.post(
+            "/login", data={"email": email, "password": password, "csrf_token": csrf_token_of(page)}
+        )
+        assert response.status_code == 302, response.get_data(as_text=True)
+        self.csrf = csrf_token_of(client.get("/").get_data(as_text=True))
+
+    def get(self, path: str, status: int = 200) -> str:
+        """The text of the page at ``path``, which must answer ``status``."""
+        response = self.client.get(path)
+        assert response.status_code == status, (path, response.status_code)
+        return response.get_data(as_text=True)  # type: ignore[no-any-return]
+
+    def post(self, path: str, data: dict[str, Any], status: int = 302, **kwargs: Any) -> Any:
+        """Post the form ``data`` (plus the CSRF token) to ``path``; it must answer ``status``."""
+        response = self.client.post(path, data={**data, "csrf_token": self.csrf}, **kwargs)
+        assert response.status_code == status, response.get_data(as_text=True)
+        return response
 
 
 # -- webhooks ---------------------------------------------------------------------------------

@@ -17,11 +17,10 @@ from flask import Blueprint
 from sqlalchemy import func, select
 
 from crm_core.extensions import MenuItem, Panel
-from crm_core.models import AuditEntry, Customer, Interaction, User
+from crm_core.models import AuditEntry, Customer, Interaction
 from crm_core.services import contacts, customers, interactions
-from crm_core.testing import make_user, plugin_module
+from crm_core.testing import UiBrowser, plugin_module, ui_user
 
-PASSWORD = "correct horse battery"
 SELLER_PERMISSIONS = [
     "customer.view", "customer.edit", "contact.view", "interaction.view", "interaction.edit",
 ]
@@ -61,48 +60,9 @@ def crm_plugin_modules(tmp_path: Path) -> list[Any]:
     ]
 
 
-def staff(crm: Any, email: str, permissions: list[str] | None = None, **kwargs: Any) -> User:
-    """A user with a password; ``permissions`` default to every one."""
-    user = make_user(crm, email, permissions, **kwargs)
-    with crm.unit_of_work(source="test") as uow:
-        stored = uow.session.get(User, user.id)
-        stored.set_password(PASSWORD)
-    return user
-
-
-def token(page: str) -> str:
-    found = re.search(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"', page)
-    assert found, "the page has no CSRF token"
-    return html.unescape(found.group(1))
-
-
-class Browser:
-    """A signed-in test client that posts forms with the token of the page it last read."""
-
-    def __init__(self, client: Any, email: str) -> None:
-        self.client = client
-        page = client.get("/login").get_data(as_text=True)
-        response = client.post(
-            "/login", data={"email": email, "password": PASSWORD, "csrf_token": token(page)}
-        )
-        assert response.status_code == 302, response.get_data(as_text=True)
-        self.csrf = token(client.get("/").get_data(as_text=True))
-
-    def get(self, path: str, status: int = 200) -> str:
-        response = self.client.get(path)
-        assert response.status_code == status, (path, response.status_code)
-        return response.get_data(as_text=True)
-
-    def post(self, path: str, data: dict[str, Any], status: int = 302) -> Any:
-        response = self.client.post(path, data={**data, "csrf_token": self.csrf})
-        assert response.status_code == status, response.get_data(as_text=True)
-        return response
-
-
 @pytest.fixture
-def admin(crm: Any, client: Any) -> Browser:
-    staff(crm, "admin@ui.example")
-    return Browser(client, "admin@ui.example")
+def admin(ui: UiBrowser) -> UiBrowser:
+    return ui
 
 
 @pytest.fixture
@@ -150,15 +110,15 @@ def test_the_dashboard_shows_counts_recent_interactions_charts_and_widgets(admin
     assert page.count('<svg xmlns="http://www.w3.org/2000/svg" role="img"') == 2
     assert "Interactions per week by channel" in page
     assert "Customers by lifecycle stage" in page
-    assert '<ul class=probe-widget><li>Call back for admin@ui.example</li></ul>' in page
+    assert '<ul class=probe-widget><li>Call back for ui-admin@example.com</li></ul>' in page
     assert '<a href="/probe/reports">Reports</a>' in page  # the plugin's navigation entry
     assert '<a href="/" aria-current="page">Dashboard</a>' in page
     assert admin.get("/static/ui/crm_core/ui.css").startswith("/* crm-core's UI")
 
 
 def test_a_user_with_no_permissions_gets_an_explanation_not_an_error(crm, client):
-    staff(crm, "nobody@ui.example", [])
-    page = Browser(client, "nobody@ui.example").get("/")
+    ui_user(crm, "nobody@ui.example", [])
+    page = UiBrowser(client, "nobody@ui.example").get("/")
     assert "nothing to see here yet" in page
     assert ">Customers</a>" not in page
 
@@ -189,10 +149,10 @@ def test_the_list_searches_filters_sorts_and_pages_with_a_cursor(crm, admin, acm
 
 
 def test_a_seller_lists_and_opens_only_what_they_may_see(crm, client, acme):
-    seller = staff(crm, "seller@ui.example", SELLER_PERMISSIONS, visibility="own")
+    seller = ui_user(crm, "seller@ui.example", SELLER_PERMISSIONS, visibility="own")
     with crm.unit_of_work(source="test") as uow:
         mine = customers.create(uow, {"name": "Seller's Own AB", "owner_id": seller.id})
-    browser = Browser(client, "seller@ui.example")
+    browser = UiBrowser(client, "seller@ui.example")
     page = browser.get("/customers")
     assert "Seller&#39;s Own AB" in page and "ACME" not in page
     browser.get(f"/customers/{mine.id}")
@@ -318,8 +278,8 @@ def test_edit_form_errors_keep_the_input(crm, admin, acme):
 
 
 def test_pages_and_actions_need_their_permissions(crm, client, acme):
-    staff(crm, "viewer@ui.example", ["customer.view", "interaction.view"])
-    viewer = Browser(client, "viewer@ui.example")
+    ui_user(crm, "viewer@ui.example", ["customer.view", "interaction.view"])
+    viewer = UiBrowser(client, "viewer@ui.example")
     page = viewer.get(f"/customers/{acme.id}")
     assert "Log an interaction" not in page and ">Edit</a>" not in page
     assert "New customer" not in viewer.get("/customers")

@@ -13,6 +13,7 @@ JavaScript, and charts are SVG rendered on the server (:mod:`crm_core.web.ui.cha
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Any
 
@@ -40,10 +41,17 @@ CORE_MENU: tuple[MenuItem, ...] = (
 )
 
 
+#: The modules whose views make up the UI (each adds its views to :data:`blueprint`).
+PAGES = (
+    "crm_core.web.ui.dashboard",
+    "crm_core.web.ui.customers",
+)
+
+
 def init_ui(app: Flask) -> None:
     """Register the UI's pages, its navigation and its error pages on ``app``."""
-    from crm_core.web.ui import customers, dashboard  # noqa: F401  (they add their views)
-
+    for module in PAGES:
+        importlib.import_module(module)
     app.register_blueprint(blueprint)
     app.context_processor(_navigation)
     app.add_template_global(render_panel)
