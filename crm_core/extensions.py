@@ -72,6 +72,34 @@ class Panel:
 
 
 @dataclass(frozen=True)
+class ListColumn:
+    """A column a plugin adds to a list of the UI (customers, contacts).
+
+    ``values(records)`` gets the records of the page shown (a list of ORM objects) and
+    returns each one's cell by record id: text, or markup the plugin escaped itself
+    (:class:`markupsafe.Markup`). It is called once per page, so one query serves the
+    page. A record missing from the mapping shows an empty cell.
+    """
+
+    name: str
+    header: str
+    values: Callable[[list[Any]], Mapping[Any, Any]]
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class TimelineRenderer:
+    """How the customer page shows a plugin's timeline entries of ``type``.
+
+    ``template`` is rendered with ``entry`` (the :class:`TimelineEntry`) instead of core's
+    title-and-summary layout.
+    """
+
+    type: str
+    template: str
+
+
+@dataclass(frozen=True)
 class Job:
     """A background job run by ``crm worker``; ``schedule`` makes it periodic.
 

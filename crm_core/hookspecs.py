@@ -33,11 +33,13 @@ if TYPE_CHECKING:
         Exporter,
         Importer,
         Job,
+        ListColumn,
         MenuItem,
         Panel,
         Permission,
         SearchProvider,
         TimelineEntry,
+        TimelineRenderer,
     )
     from crm_core.models import Contact, Customer, User
     from crm_core.runtime import CRM
@@ -303,6 +305,36 @@ def crm_dashboard_widgets(actor: User) -> Sequence[Panel] | None:
     A widget is a :class:`~crm_core.extensions.Panel`: its ``template`` (from the
     plugin's blueprint's template folder) is included with ``context``, under ``title``,
     in ``order`` with the other widgets. Leave out what ``actor`` may not see.
+    """
+
+
+
+@hookspec
+def crm_list_columns(entity: str, actor: User) -> Sequence[ListColumn] | None:
+    """Return columns to add to the UI's list of ``entity`` (``customer``, ``contact``) for
+    ``actor``.
+
+    Each :class:`~crm_core.extensions.ListColumn` computes the cells of a whole page at
+    once (``values(records) -> {record id: cell}``): one query per page, never one per
+    row. Columns follow core's, in ``order``. Leave out what ``actor`` may not see.
+    """
+
+
+@hookspec
+def crm_timeline_renderers() -> Sequence[TimelineRenderer] | None:
+    """Return templates that render this plugin's timeline entries on the customer page.
+
+    A :class:`~crm_core.extensions.TimelineRenderer` names an entry ``type`` the plugin
+    contributes through ``crm_timeline_entries`` and a template rendered with ``entry``.
+    Types without a renderer show their title and summary. A type may have one renderer.
+    """
+
+
+@hookspec
+def crm_settings_pages(actor: User) -> Sequence[MenuItem] | None:
+    """Return links to this plugin's settings pages for ``actor``: the UI lists them on
+    its administration page (``/admin``). The pages themselves come from the plugin's
+    blueprint; ``permission`` hides an entry from users without it.
     """
 
 

@@ -27,10 +27,12 @@ from crm_core.extensions import (
     Exporter,
     Importer,
     Job,
+    ListColumn,
     MenuItem,
     Panel,
     Permission,
     SearchProvider,
+    TimelineRenderer,
 )
 from crm_core.models import Customer, User
 from crm_core.plugins import PluginRegistry
@@ -51,6 +53,8 @@ class Registry:
     """What plugins registered through the ``crm_register_*`` hooks, keyed by name."""
 
     channels: dict[str, Channel] = field(default_factory=dict)
+    timeline_renderers: dict[str, TimelineRenderer] = field(default_factory=dict)
+    """Timeline entry type -> how the customer page shows it (``crm_timeline_renderers``)."""
     permissions: dict[str, Permission] = field(default_factory=dict)
     custom_attributes: dict[str, CustomAttribute] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
@@ -157,6 +161,26 @@ class CRM:
         ]
         return sorted(widgets, key=lambda widget: (widget.order, widget.title))
 
+    def list_columns(self, entity: str, actor: User) -> list[ListColumn]:
+        """Columns plugins add to the UI's list of ``entity`` for ``actor``, in order."""
+        columns = [
+            column
+            for result in self.pm.hook.crm_list_columns(entity=entity, actor=actor)
+            for column in result or ()
+        ]
+        return sorted(columns, key=lambda column: (column.order, column.header))
+
+    def settings_pages(self, actor: User) -> list[MenuItem]:
+        """Links to plugins' settings pages that ``actor`` may open, in display order."""
+        granted = actor.permissions
+        items = [
+            item
+            for result in self.pm.hook.crm_settings_pages(actor=actor)
+            for item in result or ()
+            if item.permission is None or item.permission in granted
+        ]
+        return sorted(items, key=lambda item: (item.order, item.label))
+
     def dispose(self) -> None:
         """Close the engine's pooled connections."""
         self.engine.dispose()
@@ -166,6 +190,7 @@ class CRM:
     def _collect(self) -> None:
         reg = self.registry
         self._gather("crm_register_channels", reg.channels, lambda c: c.name)
+        self._gather("crm_timeline_renderers", reg.timeline_renderers, lambda r: r.type)
         self._gather("crm_register_permissions", reg.permissions, lambda p: p.name)
         self._gather("crm_register_custom_attributes", reg.custom_attributes, lambda a: a.key)
         for key, spec in self.settings.custom_attributes.items():
@@ -208,7 +233,7 @@ class CRM:
 
     def _gather(self, hook_name: str, target: dict[str, Any], key: Any) -> None:
         for plugin_name, items in self.call_each(hook_name):
-            for item in items:
+            for item in items or ():
                 self._add(target, key(item), item, plugin_name)
 
     def _add(self, target: dict[str, Any], key: str, item: Any, plugin_name: str) -> None:

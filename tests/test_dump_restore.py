@@ -33,6 +33,7 @@ from crm_core.models import (
     ImportMapping,
     ImportRejection,
     OutboxEvent,
+    SavedView,
     Team,
     User,
     Webhook,
@@ -116,7 +117,9 @@ def rich(crm: CRM) -> dict[str, Any]:
                                 options={"delimiter": ";"}, created_by_id=alice.id)
         job = ImportJob(entity="customer", format="csv", filename="shop.csv",
                         options={"match_on": "auto"}, total_bytes=1234, created_by_id=alice.id)
-        uow.session.add_all([hook, mapping, job])
+        view = SavedView(user_id=alice.id, entity="customer", name="Meine Kunden",
+                         query="owner=me&sort=name")
+        uow.session.add_all([hook, mapping, job, view])
         uow.session.flush()
         delivery = EventDelivery(event_id=event.id, consumer=f"webhook:{hook.id}",
                                  status="dead", attempts=2, last_status_code=500)

@@ -148,3 +148,30 @@ def test_the_pages_fit_a_phone(browser: Browser, served: tuple[str, CRM]) -> Non
     overflow: Any = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the customer list is {overflow}px wider than the phone"
     _shot(page, "customers-phone", crm.engine.dialect.name)
+
+
+def test_merging_two_duplicates_and_undoing_it_in_the_browser(
+    browser: Browser, served: tuple[str, CRM]
+) -> None:
+    base, crm = served
+    ui_user(crm, "mia@shop.example")
+    with crm.unit_of_work(source="test") as uow:
+        keep = customers.create(uow, {"name": "Café Kranz GmbH", "email": "hallo@kranz.example",
+                                      "city": "Köln"})
+        customers.create(uow, {"name": "Cafe Kranz", "email": "hallo@kranz.example",
+                               "phone": "+49 221 123456"})
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    _sign_in(page, base, "mia@shop.example")
+    page.goto(f"{base}/customers/{keep.id}")
+    page.get_by_role("link", name="Duplicates").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Duplicates of Café Kranz GmbH")
+    page.get_by_role("link", name="Compare and merge").first.click()
+    merge = page.get_by_role("button", name="Merge Cafe Kranz into Café Kranz GmbH")
+    _shot(page, "merge", crm.engine.dialect.name)
+    merge.click()
+    expect(page.get_by_role("status")).to_contain_text("merged into")
+    expect(page.locator(".details")).to_contain_text("+49 221 123456")  # taken from the other
+    page.get_by_role("button", name="Undo the merge").click()
+    expect(page.get_by_role("status")).to_contain_text("undone")
+    page.goto(f"{base}/customers?q=kranz")
+    expect(page.locator("table.list tbody tr")).to_have_count(2)

@@ -7,17 +7,21 @@ from a plugin registered in the test.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
+import io
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Blueprint
+from pypdf import PdfReader
 from sqlalchemy import func, select
 
-from crm_core.extensions import MenuItem, Panel
-from crm_core.models import AuditEntry, Customer, Interaction
+from crm_core.extensions import ListColumn, MenuItem, Panel, TimelineEntry, TimelineRenderer
+from crm_core.models import AuditEntry, Customer, Interaction, SavedView
 from crm_core.services import contacts, customers, interactions
 from crm_core.testing import UiBrowser, plugin_module, ui_user
 
@@ -32,6 +36,9 @@ def crm_plugin_modules(tmp_path: Path) -> list[Any]:
     templates = tmp_path / "plugin-templates" / "ui_probe"
     templates.mkdir(parents=True)
     (templates / "panel.html").write_text("<p class=probe-panel>Open invoices: {{ count }}</p>")
+    (templates / "invoice.html").write_text(
+        "<p class=probe-invoice>Invoice {{ entry.id }}: {{ entry.extra.amount }} EUR</p>"
+    )
     (templates / "widget.html").write_text(
         "<ul class=probe-widget>{% for task in tasks %}<li>{{ task }}</li>{% endfor %}</ul>"
     )
@@ -56,8 +63,24 @@ def crm_plugin_modules(tmp_path: Path) -> list[Any]:
                       {"tasks": [f"Call back for {actor.email}"]})
             ],
             crm_validate=fail,
+            crm_list_columns=lambda entity, actor: [
+                ListColumn("invoices", "Open invoices",
+                           lambda records: {record.id: f"{len(record.name)} open"
+                                            for record in records})
+            ] if entity == "customer" else None,
+            crm_timeline_entries=_invoice_entries,
+            crm_timeline_renderers=lambda: [
+                TimelineRenderer("ui_probe.invoice", "ui_probe/invoice.html")
+            ],
         )
     ]
+
+
+def _invoice_entries(session, actor, customer_id, before, limit, types, channels):
+    if types is not None and "ui_probe.invoice" not in types:
+        return None
+    moment = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
+    return [TimelineEntry("ui_probe.invoice", 7, moment, "Invoice 7", extra={"amount": 1250})]
 
 
 @pytest.fixture
@@ -160,6 +183,16 @@ def test_a_seller_lists_and_opens_only_what_they_may_see(crm, client, acme):
 
 
 # -- the customer page and quick logging ----------------------------------------------------------
+
+
+def test_plugins_add_list_columns_and_render_their_timeline_entries(admin, acme):
+    listed = admin.get("/customers")
+    assert '<th scope="col">Open invoices</th>' in listed
+    assert '<td class="column-invoices">15 open</td>' in listed  # len("ACME Tools GmbH")
+    page = admin.get(f"/customers/{acme.id}")
+    assert "<p class=probe-invoice>Invoice 7: 1250 EUR</p>" in page
+    timeline = page[page.index('class="timeline"'):]
+    assert timeline.index("probe-invoice") < timeline.index("Price list sent")  # newer
 
 
 def test_the_customer_page_is_a_360_view(admin, acme):
@@ -288,3 +321,85 @@ def test_pages_and_actions_need_their_permissions(crm, client, acme):
     viewer.post(f"/customers/{acme.id}/interactions", {"channel": "call"}, status=403)
     viewer.post("/customers/new", {"name": "Sneaky Ltd"}, status=403)
     assert _count(crm, Customer) == 1
+
+
+# -- printouts ------------------------------------------------------------------------------------
+
+
+def _pdf_text(response: Any) -> str:
+    assert response.mimetype == "application/pdf"
+    assert response.data.startswith(b"%PDF-")
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages)
+    return " ".join(text.split())  # words, whatever the lines they were set on
+
+
+def test_the_customer_page_prints_as_a_pdf(admin, acme):
+    response = admin.client.get(f"/customers/{acme.id}.pdf")
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"] == f'inline; filename="customer-{acme.id}.pdf"'
+    text = _pdf_text(response)
+    assert "ACME Tools GmbH" in text and "Ada Kowalska" in text and "Price list sent" in text
+    assert "Log an interaction" not in text and "Sign out" not in text  # the print stylesheet
+    assert f'href="/customers/{acme.id}.pdf"' in admin.get(f"/customers/{acme.id}")
+    admin.get("/customers/999999.pdf", status=404)
+
+
+def test_a_filtered_list_prints_as_a_pdf(crm, admin, acme):
+    with crm.unit_of_work(source="test") as uow:
+        customers.create(uow, {"name": "Other Lead Ltd"})
+    text = _pdf_text(admin.client.get("/customers.pdf?stage=customer"))
+    assert "ACME Tools GmbH" in text and "Other Lead Ltd" not in text
+    assert 'href="/customers.pdf?stage=customer"' in admin.get("/customers?stage=customer")
+
+
+def test_printouts_need_the_permission_to_see(crm, client, acme):
+    ui_user(crm, "blind@ui.example", [])
+    blind = UiBrowser(client, "blind@ui.example")
+    blind.get("/customers.pdf", status=403)
+    blind.get(f"/customers/{acme.id}.pdf", status=403)
+
+
+def test_a_server_without_pango_says_what_to_install(admin, acme, monkeypatch):
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # as if its libraries failed to load
+    page = admin.get(f"/customers/{acme.id}.pdf", status=503)
+    assert "libpango-1.0-0" in page
+
+
+def test_what_no_database_stores_is_refused_on_both_engines(crm, admin, acme):
+    response = admin.post("/customers/new", {"name": "Nul\x00 Ltd", "owner_id": "99999999999"},
+                          status=422)
+    page = response.get_data(as_text=True)
+    assert "Must not contain NUL characters." in page and 'id="owner_id-errors"' in page
+    response = admin.post(f"/customers/{acme.id}/edit", {"name": "ACME", "version": "1",
+                                                         "city": "B\x00erlin"}, status=422)
+    assert 'id="city-errors"' in response.get_data(as_text=True)
+    admin.post(f"/customers/{acme.id}/interactions",
+               {"channel": "call", "subject": "x", "contact_id": "4294967296"}, status=422)
+    assert _count(crm, Customer) == 1 and _count(crm, Interaction) == 1
+
+
+# -- saved views ----------------------------------------------------------------------------------
+
+
+def test_a_user_saves_views_of_the_list_and_only_sees_their_own(crm, client, admin, acme):
+    response = admin.post("/customers/views", {"name": "Berlin customers",
+                                               "query": "stage=customer&q=&cursor=abc"})
+    assert response.headers["Location"] == "/customers?stage=customer"
+    page = admin.get("/customers?stage=customer")
+    assert 'href="/customers?stage=customer" aria-current="true">Berlin customers</a>' in page
+    admin.post("/customers/views", {"name": "Berlin customers", "query": "sort=newest"})
+    assert 'href="/customers?sort=newest"' in admin.get("/customers")  # replaced, not doubled
+    with crm.session_factory() as session:
+        views = session.scalars(select(SavedView)).all()
+        assert [(view.name, view.query) for view in views] == [("Berlin customers",
+                                                                 "sort=newest")]
+    refused = admin.post("/customers/views", {"name": " ", "query": "stage=lead"})
+    assert refused.headers["Location"] == "/customers?stage=lead"
+    assert "The view was not saved: Must not be empty." in admin.get("/customers?stage=lead")
+    other_client = client.application.test_client()  # a second browser
+    ui_user(crm, "other@ui.example", ["customer.view"])
+    other = UiBrowser(other_client, "other@ui.example")
+    assert "Berlin customers" not in other.get("/customers")
+    other.post(f"/customers/views/{views[0].id}/delete", {}, status=404)
+    admin.post(f"/customers/views/{views[0].id}/delete", {})
+    assert _count(crm, SavedView) == 0

@@ -9,6 +9,7 @@ from crm_core.models.interaction import CORE_CHANNELS, Direction, Interaction
 from crm_core.models.outbox import OutboxEvent, OutboxStatus
 from crm_core.models.token import ApiToken
 from crm_core.models.user import Role, Team, User, Visibility, user_roles
+from crm_core.models.views import SavedView
 
 __all__ = [
     "CORE_CHANNELS",
@@ -33,6 +34,7 @@ __all__ = [
     "OutboxEvent",
     "OutboxStatus",
     "Role",
+    "SavedView",
     "Team",
     "User",
     "Visibility",

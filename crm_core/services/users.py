@@ -1,4 +1,4 @@
-"""Users and roles: creating staff accounts and the default roles."""
+"""Users and roles: staff accounts (create, change, deactivate), roles, and signing in."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from crm_core.authz import require
 from crm_core.db import utcnow
 from crm_core.errors import NotFoundError, PermissionDenied, ValidationError
-from crm_core.models import Role, User
-from crm_core.schemas.fieldtypes import EmailAddress, Text
+from crm_core.ids import as_record_id
+from crm_core.models import Role, Team, User, Visibility
+from crm_core.schemas import load_or_refuse
+from crm_core.schemas.fieldtypes import EmailAddress, RequiredText, Text
 from crm_core.services.unit_of_work import UnitOfWork
 
 MIN_PASSWORD_LENGTH = 8
@@ -39,6 +41,31 @@ class UserSchema(Schema):
     )
     roles = fields.List(fields.String(), load_default=list)
     active = fields.Boolean(load_default=True)
+
+
+class UserChangeSchema(Schema):
+    """A change to a staff account: only the fields given change (never email or password)."""
+
+    name = Text(max_length=200)
+    roles = fields.List(fields.String())
+    team_id = fields.Integer(allow_none=True)
+
+
+class RoleSchema(Schema):
+    """A role: a unique name, a description, permissions and which records its users see."""
+
+    name = RequiredText(max_length=80)
+    description = Text(max_length=500, load_default="")
+    permissions = fields.List(fields.String(), load_default=list)
+    visibility = fields.String(
+        load_default=Visibility.ALL.value,
+        validate=validate.OneOf(
+            [level.value for level in Visibility], error="Use one of: own, team, all."
+        ),
+    )
+
+
+ADMIN_PERMISSION = "user.admin"
 
 
 def default_roles(permissions: list[str]) -> dict[str, tuple[str, list[str]]]:
@@ -100,6 +127,172 @@ def get_by_email(uow: UnitOfWork, email: str) -> User:
     if user is None:
         raise NotFoundError("user", email)
     return user
+
+
+# -- changing accounts ----------------------------------------------------------------------
+
+
+def get(uow: UnitOfWork, user_id: Any) -> User:
+    """User ``user_id`` (``user.admin``); :class:`NotFoundError` if there is none."""
+    require(uow.actor, ADMIN_PERMISSION)
+    ident = as_record_id(user_id)
+    user = uow.session.get(User, ident) if ident is not None and ident > 0 else None
+    if user is None:
+        raise NotFoundError("user", user_id)
+    return user
+
+
+def update(uow: UnitOfWork, user_id: Any, data: Mapping[str, Any]) -> User:
+    """Change a user's ``name``, ``roles`` (names) or ``team_id`` (those given in ``data``).
+
+    Raises :class:`ValidationError` for unknown roles or teams, and when the actor would
+    take ``user.admin`` away from themself (nobody could give it back).
+    """
+    user = get(uow, user_id)
+    loaded = load_or_refuse(UserChangeSchema(), data, partial=True)
+    changes: dict[str, tuple[Any, Any]] = {}
+    if "name" in loaded and (loaded["name"] or "") != user.name:
+        changes["name"] = (user.name, loaded["name"] or "")
+        user.name = loaded["name"] or ""
+    if "roles" in loaded:
+        wanted = sorted(set(loaded["roles"]))
+        roles = list(uow.session.scalars(select(Role).where(Role.name.in_(wanted))))
+        missing = sorted(set(wanted) - {role.name for role in roles})
+        if missing:
+            raise ValidationError({"roles": [f"No such role: {', '.join(missing)}."]})
+        held = sorted(role.name for role in user.roles)
+        if held != wanted:
+            if _is_actor(uow, user) and not any(ADMIN_PERMISSION in r.permissions for r in roles):
+                raise ValidationError({"roles": [
+                    f"You would lose {ADMIN_PERMISSION} yourself: keep a role that grants it."
+                ]})
+            changes["roles"] = (held, wanted)
+            user.roles = roles
+    if "team_id" in loaded and loaded["team_id"] != user.team_id:
+        team_id = loaded["team_id"]
+        if team_id is not None and (
+            as_record_id(team_id) is None or uow.session.get(Team, team_id) is None
+        ):
+            raise ValidationError({"team_id": ["No such team."]})
+        changes["team_id"] = (user.team_id, team_id)
+        user.team_id = team_id
+    if changes:
+        uow.session.flush()
+        uow.record("user", "updated", [(user.id, changes)])
+    return user
+
+
+def set_active(uow: UnitOfWork, user_id: Any, active: bool) -> User:
+    """Deactivate (``False``) or reactivate a user; no-op when it already is.
+
+    A deactivated user cannot sign in, is signed out at their next request, and their
+    API tokens are refused. Nobody can deactivate themself.
+    """
+    user = get(uow, user_id)
+    if user.active == active:
+        return user
+    if not active and _is_actor(uow, user):
+        raise ValidationError({"active": ["You cannot deactivate yourself."]})
+    user.active = active
+    uow.session.flush()
+    action = "reactivated" if active else "deactivated"
+    uow.record("user", action, [(user.id, {"active": (not active, active)})])
+    return user
+
+
+def _is_actor(uow: UnitOfWork, user: User) -> bool:
+    return uow.actor is not None and uow.actor.id == user.id
+
+
+# -- roles ----------------------------------------------------------------------------------
+
+
+def get_role(uow: UnitOfWork, role_id: Any) -> Role:
+    """Role ``role_id`` (``user.admin``); :class:`NotFoundError` if there is none."""
+    require(uow.actor, ADMIN_PERMISSION)
+    ident = as_record_id(role_id)
+    role = uow.session.get(Role, ident) if ident is not None and ident > 0 else None
+    if role is None:
+        raise NotFoundError("role", role_id)
+    return role
+
+
+def create_role(uow: UnitOfWork, data: Mapping[str, Any]) -> Role:
+    """A new role from ``name``, ``description``, ``permissions``, ``visibility``.
+
+    Every permission must be registered; the name must be unused. Raises
+    :class:`ValidationError`.
+    """
+    require(uow.actor, ADMIN_PERMISSION)
+    loaded = load_or_refuse(RoleSchema(), data)
+    loaded["permissions"] = sorted(set(loaded["permissions"]))
+    loaded["description"] = loaded["description"] or ""
+    _check_role(uow, None, loaded)
+    role = Role(**loaded)
+    uow.session.add(role)
+    uow.session.flush()
+    uow.record("role", "created", [(role.id, {k: (None, v) for k, v in loaded.items()})])
+    return role
+
+
+def update_role(uow: UnitOfWork, role_id: Any, data: Mapping[str, Any]) -> Role:
+    """Change a role's ``name``, ``description``, ``permissions`` or ``visibility``.
+
+    Permissions the role holds that no plugin registers any more may stay; new ones
+    must be registered. The actor may not take ``user.admin`` away from themself.
+    """
+    role = get_role(uow, role_id)
+    loaded = load_or_refuse(RoleSchema(), data, partial=True)
+    if "permissions" in loaded:
+        loaded["permissions"] = sorted(set(loaded["permissions"]))
+    if "description" in loaded:
+        loaded["description"] = loaded["description"] or ""
+    _check_role(uow, role, loaded)
+    changes = {
+        name: (getattr(role, name), value)
+        for name, value in loaded.items()
+        if getattr(role, name) != value
+    }
+    if not changes:
+        return role
+    for name, (_old, value) in changes.items():
+        setattr(role, name, value)
+    uow.session.flush()
+    uow.record("role", "updated", [(role.id, changes)])
+    return role
+
+
+def _check_role(uow: UnitOfWork, role: Role | None, loaded: dict[str, Any]) -> None:
+    errors: dict[str, list[str]] = {}
+    name = loaded.get("name")
+    renamed = name is not None and (role is None or name != role.name)
+    if renamed and uow.session.scalar(select(Role.id).where(Role.name == name)) is not None:
+        errors["name"] = ["A role with this name exists already."]
+    if "permissions" in loaded:
+        kept = set(role.permissions) if role is not None else set()
+        registered = uow.crm.registry.permissions
+        unknown = [p for p in loaded["permissions"] if p not in registered and p not in kept]
+        if unknown:
+            errors["permissions"] = [f"No such permission: {', '.join(unknown)}."]
+        elif role is not None and _loses_admin(uow, role, loaded["permissions"]):
+            errors["permissions"] = [
+                f"You would lose {ADMIN_PERMISSION} yourself: keep it in this role or give "
+                "it to another role of yours first."
+            ]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _loses_admin(uow: UnitOfWork, role: Role, permissions: list[str]) -> bool:
+    """Whether the actor holds ``role``, would lose ``user.admin`` by this change."""
+    actor = uow.actor
+    if actor is None or ADMIN_PERMISSION in permissions:
+        return False
+    user = uow.session.get(User, actor.id)
+    if user is None or role not in user.roles:
+        return False
+    others = [other for other in user.roles if other is not role]
+    return not any(ADMIN_PERMISSION in other.permissions for other in others)
 
 
 # -- signing in ---------------------------------------------------------------------------

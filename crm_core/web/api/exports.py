@@ -16,6 +16,7 @@ from marshmallow import Schema, fields
 
 from crm_core.exports import (
     FORMATS,
+    Export,
     ExportError,
     available_exports,
     export_sources,
@@ -65,7 +66,7 @@ def download(name: str, format_name: str) -> Response:
     """
     crm, actor = _context()
     _check_query()
-    flags = {flag: _flag(flag) for flag in _FLAGS}
+    flags = {flag: query_flag(flag) for flag in _FLAGS}
     try:
         export = prepare_export(crm, name, format_name, actor=actor, **flags)
     except ExportError as exc:
@@ -78,13 +79,19 @@ def download(name: str, format_name: str) -> Response:
             kind="validation",
             errors={exc.field: [exc.message]},
         ) from exc
+    return export_response(export)
+
+
+def export_response(export: Export) -> Response:
+    """``export`` as a download: an attachment streamed while it is read, never cached."""
     response = Response(stream_with_context(export.stream()), content_type=export.content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{export.filename}"'
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-def _flag(name: str) -> bool:
+def query_flag(name: str) -> bool:
+    """The query parameter ``name`` as a flag: ``true`` or ``false`` (default); else a 400."""
     raw = request.args.get(name, "false")
     if raw not in ("true", "false"):
         message = "Use true or false."

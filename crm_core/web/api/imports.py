@@ -16,6 +16,7 @@ from __future__ import annotations
 import json as jsonlib
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -159,7 +160,7 @@ def register(blueprint: Blueprint) -> None:
 IMPORT_PERMISSIONS = ("customer.edit", "contact.edit", "interaction.edit")
 
 
-def _require_importer(actor: Any) -> None:
+def require_importer(actor: Any) -> None:
     """403 unless ``actor`` may import something."""
     if not any(has_permission(actor, name) for name in IMPORT_PERMISSIONS):
         raise PermissionDenied(
@@ -234,11 +235,16 @@ def _form_options() -> ImportOptions:
     )
 
 
+def upload_limit() -> int:
+    """The largest upload accepted, in bytes (``CRM_IMPORT_MAX_BYTES``, else the default)."""
+    return int(current_app.config.get("CRM_IMPORT_MAX_BYTES", MAX_UPLOAD_BYTES))
+
+
 def create_import(**_: Any) -> Response:
     """``POST /imports``: upload a file to import; ``202`` with the queued job."""
     crm, actor = _context()
-    _require_importer(actor)
-    limit = current_app.config.get("CRM_IMPORT_MAX_BYTES", MAX_UPLOAD_BYTES)
+    require_importer(actor)
+    limit = upload_limit()
     if request.content_length is not None and request.content_length > limit:
         raise ApiProblem(413, "Payload too large", f"Upload at most {limit} bytes.",
                          errors={"file": [f"Larger than {limit} bytes."]})
@@ -250,55 +256,78 @@ def create_import(**_: Any) -> Response:
         _invalid({"file": ["Upload the file to import in the field `file`."]})
     assert upload is not None and upload.filename
     options = _form_options()
+    job_id, _detected = queue_import(
+        crm, actor, upload.filename, upload.save, options,
+        mapping=request.form.get("mapping") or None, source="api",
+    )
+    with crm.session_factory() as session:
+        found = session.get(ImportJob, job_id)
+        body = ImportJobOut().dump(found)
+    location = url_for("crm_api.imports_get", job_id=job_id)
+    return _json(body, status=202, headers={"Location": location})
+
+
+def queue_import(
+    crm: Any,
+    actor: Any,
+    filename: str,
+    save: Callable[[Path], Any],
+    options: ImportOptions,
+    *,
+    mapping: str | None = None,
+    source: str = "api",
+) -> tuple[int, dict[str, Any]]:
+    """Check an upload, store it for its job and queue the job (the API's and the UI's upload).
+
+    ``save(path)`` writes the uploaded file to ``path``; ``mapping`` names a saved
+    mapping to apply. Needs ``<entity>.edit``. Returns the job's id and what
+    :func:`~crm_core.imports.runner.preflight` detected (the columns' targets...);
+    refusals are 4xx :class:`ApiProblem` naming the field (``file``, ``columns``...).
+    """
     require(actor, f"{options.entity}.edit")
+    limit = upload_limit()
     try:
-        options.format = format_for(upload.filename)
-        if request.form.get("mapping"):
+        options.format = format_for(filename)
+        if mapping:
             with crm.session_factory() as session:
-                jobs.options_from_mapping(
-                    jobs.find_mapping(session, request.form["mapping"]), options
-                )
+                jobs.options_from_mapping(jobs.find_mapping(session, mapping), options)
         options.checked()
     except MappingError as exc:
         _invalid(exc.messages)
     folder = jobs.uploads_folder(crm)
     staging = folder / f"upload-{uuid.uuid4().hex}"
     staging.mkdir(parents=True, exist_ok=True)
-    filename = secure_filename(upload.filename) or f"upload.{options.format}"
-    path = staging / filename
+    stored_name = secure_filename(filename) or f"upload.{options.format}"
+    path = staging / stored_name
     try:
-        upload.save(path)
+        save(path)
         if path.stat().st_size > limit:
             raise ApiProblem(413, "Payload too large", f"Upload at most {limit} bytes.",
                              errors={"file": [f"Larger than {limit} bytes."]})
         try:
-            preflight(crm, path, options)
+            detected = preflight(crm, path, options)
         except MappingError as exc:
             _invalid({"columns": exc.messages}, "The file's columns do not fit the mapping.")
         except ReadError as exc:
             _invalid({"file": [str(exc)]}, "The file cannot be read.")
-        with crm.unit_of_work(actor=actor, source="api") as uow:
+        with crm.unit_of_work(actor=actor, source=source) as uow:
             job = jobs.create_job(
                 uow,
                 path=path,
-                filename=upload.filename,
+                filename=filename,
                 options=options,
                 scopes=getattr(actor, "scopes", ()),
             )
             final = folder / str(job.id)
             shutil.rmtree(final, ignore_errors=True)
             staging.rename(final)
-            job.path = str(final / filename)
+            job.path = str(final / stored_name)
             job_id = job.id
             uow.after_commit(lambda: _enqueue(crm, job_id))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    with crm.session_factory() as session:
-        found = session.get(ImportJob, job_id)
-        body = ImportJobOut().dump(found)
-    location = url_for("crm_api.imports_get", job_id=job_id)
-    return _json(body, status=202, headers={"Location": location})
+    return job_id, detected
 
 
 def _enqueue(crm: Any, job_id: int) -> None:
@@ -307,14 +336,18 @@ def _enqueue(crm: Any, job_id: int) -> None:
     enqueue(crm, jobs.JOB_NAME, job_id=job_id)
 
 
+def find_job(session: Any, actor: Any, job_id: int) -> ImportJob | None:
+    """The job ``job_id`` if ``actor`` may see it (see :func:`job_scope`), else ``None``."""
+    if job_id > MAX_ID:
+        return None
+    statement = select(ImportJob).where(ImportJob.id == job_id, job_scope(actor))
+    return session.scalars(statement).first()
+
+
 def _visible_job(session: Any, actor: Any, job_id: int) -> ImportJob:
     """The job ``job_id`` if ``actor`` may see it (403 for a non-importer, else 404)."""
-    _require_importer(actor)
-    job = None
-    if job_id <= MAX_ID:
-        job = session.scalars(
-            select(ImportJob).where(ImportJob.id == job_id, job_scope(actor))
-        ).first()
+    require_importer(actor)
+    job = find_job(session, actor, job_id)
     if job is None:
         raise ApiProblem(404, "Not found", f"No import {job_id}.", kind="not-found")
     return job
@@ -323,7 +356,7 @@ def _visible_job(session: Any, actor: Any, job_id: int) -> ImportJob:
 def list_imports() -> Response:
     """``GET /imports``: the import jobs the caller sees (see :func:`job_scope`), newest first."""
     crm, actor = _context()
-    _require_importer(actor)
+    require_importer(actor)
     limit = parse_limit(request.args.get("limit"))
     statement = (
         select(ImportJob).where(job_scope(actor)).order_by(ImportJob.id.desc()).limit(limit + 1)
@@ -367,9 +400,14 @@ def report(job_id: int) -> Response:
     crm, actor = _context()
     with crm.session_factory() as session:
         job = _visible_job(session, actor, job_id)
-        name = Path(job.filename).stem or "import"
+        return report_response(crm, job)
+
+
+def report_response(crm: Any, job: ImportJob) -> Response:
+    """The report of ``job`` (checked visible) as a streamed CSV attachment."""
+    name = Path(job.filename).stem or "import"
     return Response(
-        stream_with_context(jobs.report_lines(crm, job_id)),
+        stream_with_context(jobs.report_lines(crm, job.id)),
         mimetype="text/csv",
         headers={
             "Content-Disposition": f'attachment; filename="{secure_filename(name)}-rejected.csv"'
@@ -393,10 +431,8 @@ def _save(actor: Any, data: dict[str, Any], existing_id: int | None = None) -> R
     crm = current_app.extensions["crm"]
     try:
         with crm.unit_of_work(actor=actor, source="api") as uow:
-            clash = uow.session.scalars(
-                select(ImportMapping).where(ImportMapping.name == data["name"].strip())
-            ).first()
-            if clash is not None and clash.id != existing_id:
+            clash = mapping_name_taken(uow.session, data["name"], existing_id)
+            if clash is not None:
                 raise ApiProblem(409, "Conflict", f"A mapping named {clash.name!r} exists.",
                                  kind="conflict", errors={"name": ["Already taken."]})
             if existing_id is not None:
@@ -415,10 +451,20 @@ def _save(actor: Any, data: dict[str, Any], existing_id: int | None = None) -> R
     return _json(body, status=status, headers=headers)
 
 
+def mapping_name_taken(
+    session: Any, name: str, existing_id: int | None = None
+) -> ImportMapping | None:
+    """Another saved mapping (not ``existing_id``) already called ``name``, if any."""
+    clash = session.scalars(
+        select(ImportMapping).where(ImportMapping.name == name.strip())
+    ).first()
+    return clash if clash is not None and clash.id != existing_id else None
+
+
 def list_mappings() -> Response:
     """``GET /import-mappings``: the saved mappings the caller sees, by name."""
     crm, actor = _context()
-    _require_importer(actor)
+    require_importer(actor)
     with crm.session_factory() as session:
         found = list(
             session.scalars(
@@ -431,13 +477,13 @@ def list_mappings() -> Response:
 def create_mapping(**_: Any) -> Response:
     """``POST /import-mappings``: save a mapping (``<entity>.edit``)."""
     _crm, actor = _context()
-    _require_importer(actor)
+    require_importer(actor)
     return _save(actor, _mapping_input())
 
 
 def _mapping(session: Any, actor: Any, mapping_id: int) -> ImportMapping:
     """Mapping ``mapping_id`` if ``actor`` sees it (403 for a non-importer, else 404)."""
-    _require_importer(actor)
+    require_importer(actor)
     found = None
     if mapping_id <= MAX_ID:
         found = session.scalars(

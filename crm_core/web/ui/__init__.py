@@ -24,6 +24,7 @@ from markupsafe import Markup
 from crm_core.errors import HookError, NotFoundError, PermissionDenied
 from crm_core.extensions import MenuItem, Panel
 from crm_core.web.ui.access import current_crm, signed_in_actor
+from crm_core.web.ui.printing import PrintoutUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +39,31 @@ blueprint = Blueprint(
 CORE_MENU: tuple[MenuItem, ...] = (
     MenuItem("Dashboard", "crm_ui.dashboard", order=0),
     MenuItem("Customers", "crm_ui.customers", order=10, permission="customer.view"),
+    MenuItem("Contacts", "crm_ui.contacts", order=20, permission="contact.view"),
+    MenuItem("Import", "crm_ui.imports", order=60, permission="customer.edit"),
+    MenuItem("Export", "crm_ui.exports", order=70, permission="customer.view"),
 )
+#: The administration permissions: holding any one of them shows :data:`ADMIN_MENU`.
+ADMIN_PERMISSIONS = ("user.admin", "webhook.admin", "plugin.admin")
+#: The navigation entry of the administration pages (``crm_core.web.ui.admin``).
+ADMIN_MENU = MenuItem("Admin", "crm_ui.admin", order=90)
 
 
 #: The modules whose views make up the UI (each adds its views to :data:`blueprint`).
 PAGES = (
     "crm_core.web.ui.dashboard",
     "crm_core.web.ui.customers",
+    "crm_core.web.ui.contacts",
+    "crm_core.web.ui.history",
+    "crm_core.web.ui.merging",
+    "crm_core.web.ui.imports",
+    "crm_core.web.ui.exports",
+    "crm_core.web.ui.admin",
+    "crm_core.web.ui.admin_users",
+    "crm_core.web.ui.admin_roles",
+    "crm_core.web.ui.tokens",
+    "crm_core.web.ui.admin_webhooks",
+    "crm_core.web.ui.admin_deliveries",
 )
 
 
@@ -71,6 +90,8 @@ def _navigation() -> dict[str, Any]:
             return []
         granted = actor.permissions
         own = [item for item in CORE_MENU if item.permission in (None, *granted)]
+        if granted.intersection(ADMIN_PERMISSIONS):
+            own.append(ADMIN_MENU)
         return own + current_crm().menu_items(actor)
 
     return {"navigation": entries}
@@ -95,6 +116,12 @@ def plugin_failed(error: HookError) -> ResponseReturnValue:
     return _error_page(
         500, "A plugin failed", f"The plugin {error.plugin!r} failed, so nothing was saved."
     )
+
+
+@blueprint.errorhandler(PrintoutUnavailable)
+def printout_unavailable(error: PrintoutUnavailable) -> ResponseReturnValue:
+    """A PDF was asked for on a server that cannot make them: 503, naming what is missing."""
+    return _error_page(503, "Printouts are not available", str(error))
 
 
 def _error_page(status: int, title: str, message: str) -> ResponseReturnValue:

@@ -21,18 +21,22 @@ from sqlalchemy.orm import selectinload
 
 from crm_core.authz import has_permission, require, visible
 from crm_core.errors import ConflictError, ValidationError
-from crm_core.models import Contact, Customer, CustomerKind, LifecycleStage, User
+from crm_core.models import Contact, Customer, CustomerKind, Interaction, LifecycleStage, User
 from crm_core.search import list_filter
-from crm_core.services import customers, interactions
+from crm_core.services import customers, interactions, saved_views
 from crm_core.timeline import TimelineCursor, timeline
 from crm_core.web.api.pagination import Cursor, after, ordered
 from crm_core.web.api.problems import ApiProblem
 from crm_core.web.ui import blueprint
 from crm_core.web.ui.access import actor, current_crm, page
-from crm_core.web.ui.forms import field_errors, form_data
+from crm_core.web.ui.forms import field_errors, form_data, unstorable
+from crm_core.web.ui.merging import undo_offer
+from crm_core.web.ui.printing import pdf_response
 
 #: Customers per page of the list.
 PAGE_SIZE = 50
+#: Customers in a printout of the list, at most.
+PRINT_ROWS = 1000
 #: Timeline entries per page of the customer page.
 TIMELINE_PAGE = 25
 #: The fields of the customer form, in its order.
@@ -66,6 +70,49 @@ class Difference:
 @page
 def customers_list() -> ResponseReturnValue:
     """The customers the user may see: search, stage and owner filters, sort, next page."""
+    return _customer_list(PAGE_SIZE)
+
+
+@blueprint.get("/customers.pdf")
+@page
+def customers_pdf() -> ResponseReturnValue:
+    """The list as filtered and sorted, as a PDF (at most :data:`PRINT_ROWS` customers)."""
+    return pdf_response(_customer_list(PRINT_ROWS, printout=True), "customers.pdf")
+
+
+@blueprint.post("/customers/views")
+@page
+def save_customer_view() -> ResponseReturnValue:
+    """Save the list's current filters under a name (the same name replaces its view)."""
+    crm, user = current_crm(), actor()
+    require(user, "customer.view")
+    data = {"entity": "customer", "name": request.form.get("name", ""),
+            "query": request.form.get("query", "")}
+    query = saved_views.clean_query(data["query"])
+    try:
+        with crm.unit_of_work(actor=user, source="ui") as uow:
+            saved_views.save(uow, data)
+    except ValidationError as exc:
+        # A one-field form above the list: its message comes back over the same list.
+        texts = [text for texts in field_errors(exc.messages).values() for text in texts]
+        flash("The view was not saved: " + " ".join(texts))
+    else:
+        flash(f"View “{data['name'].strip()}” saved.")
+    return redirect(url_for("crm_ui.customers") + (f"?{query}" if query else ""))
+
+
+@blueprint.post("/customers/views/<int:view_id>/delete")
+@page
+def delete_customer_view(view_id: int) -> ResponseReturnValue:
+    """Delete one of the user's saved views of the list."""
+    crm, user = current_crm(), actor()
+    with crm.unit_of_work(actor=user, source="ui") as uow:
+        saved_views.delete(uow, view_id)
+    flash("View deleted.")
+    return redirect(url_for("crm_ui.customers"))
+
+
+def _customer_list(size: int, *, printout: bool = False) -> str:
     crm, user = current_crm(), actor()
     require(user, "customer.view")
     query = request.args.get("q", "").strip()
@@ -97,12 +144,16 @@ def customers_list() -> ResponseReturnValue:
             except ApiProblem:
                 abort(400)
             statement = statement.where(after(cursor, column, Customer.id))
-        statement = ordered(statement, column, Customer.id, descending).limit(PAGE_SIZE + 1)
+        statement = ordered(statement, column, Customer.id, descending).limit(size + 1)
         found = list(session.scalars(statement))
-        rows = found[:PAGE_SIZE]
+        rows = found[:size]
         owners = _user_names(session, {row.owner_id for row in rows})
+        columns = crm.list_columns("customer", user)
+        cells = {column.name: column.values(rows) for column in columns}
+    with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
+        views = [(view.id, view.name, view.query) for view in saved_views.of(uow, "customer")]
     next_url = None
-    if len(found) > PAGE_SIZE:
+    if len(found) > size:
         last = rows[-1]
         cursor_token = Cursor(key, descending, getattr(last, column.key), last.id).encode()
         next_url = url_for("crm_ui.customers", **{**request.args, "cursor": cursor_token})
@@ -117,6 +168,13 @@ def customers_list() -> ResponseReturnValue:
         stages=_values(LifecycleStage),
         next_url=next_url,
         first_page=bool(token),
+        printout=printout,
+        pdf_url=url_for("crm_ui.customers_pdf", **request.args),
+        columns=columns,
+        cells=cells,
+        views=views,
+        view_query=saved_views.clean_query(request.query_string.decode("utf-8", "replace")),
+
     )
 
 
@@ -133,6 +191,14 @@ def customer_page(customer_id: int) -> ResponseReturnValue:
     except ValidationError:
         abort(400)
     return _customer_page(customer_id, before)
+
+
+@blueprint.get("/customers/<int:customer_id>.pdf")
+@page
+def customer_pdf(customer_id: int) -> ResponseReturnValue:
+    """The customer page as a PDF: details, contacts, panels and the newest timeline entries."""
+    html, _status = _customer_page(customer_id, None)
+    return pdf_response(html, f"customer-{customer_id}.pdf")
 
 
 @blueprint.post("/customers/<int:customer_id>/interactions")
@@ -154,6 +220,7 @@ def log_interaction(customer_id: int) -> ResponseReturnValue:
         errors["occurred_at"] = ["Give a date and time, e.g. 2026-12-02 14:30."]
     if not errors:
         try:
+            _refuse_unstorable(Interaction)
             with crm.unit_of_work(actor=user, source="ui") as uow:
                 customers.get(uow, customer_id)  # a customer the user may not see: 404
                 interactions.create(uow, data)
@@ -173,7 +240,7 @@ def _customer_page(
     log_values: dict[str, str] | None = None,
     *,
     status: int = 200,
-) -> ResponseReturnValue:
+) -> tuple[str, int]:
     crm, user = current_crm(), actor()
     with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
         customer = customers.get(uow, customer_id)
@@ -211,9 +278,14 @@ def _customer_page(
             newest_url=url_for("crm_ui.customer_page", customer_id=customer.id)
             if before is not None else None,
             panels=panels,
+            renderers={
+                kind: renderer.template
+                for kind, renderer in crm.registry.timeline_renderers.items()
+            },
             channels=_quick_channels(),
             can_log=has_permission(user, "interaction.edit"),
             can_edit=has_permission(user, "customer.edit"),
+            undo=undo_offer(uow, "customer", customer),
             log_errors=log_errors or {},
             log_values=log_values or {},
         )
@@ -235,6 +307,7 @@ def new_customer() -> ResponseReturnValue:
         data = form_data(request.form, FORM_FIELDS, lists=("tags",))
         values = {**request.form.to_dict()}
         try:
+            _refuse_unstorable(Customer)
             with crm.unit_of_work(actor=user, source="ui") as uow:
                 created = customers.create(uow, data)
         except ValidationError as exc:
@@ -263,6 +336,7 @@ def edit_customer(customer_id: int) -> ResponseReturnValue:
     except ValueError:
         abort(400)
     try:
+        _refuse_unstorable(Customer)
         with crm.unit_of_work(actor=user, source="ui") as uow:
             customers.update(uow, customer_id, data, expected_version=version)
     except ValidationError as exc:
@@ -318,6 +392,13 @@ def _form_values(customer: Customer) -> dict[str, Any]:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _refuse_unstorable(model: Any) -> None:
+    """:class:`ValidationError` for posted values no database stores (NUL, huge numbers)."""
+    refused = unstorable(request.form, model)
+    if refused:
+        raise ValidationError(refused)
 
 
 def _normal(value: Any) -> str:

@@ -1,0 +1,119 @@
+"""The administration index and the plugins page, and what the administration pages share.
+
+``/admin`` links the sections the signed-in user may use: users and roles
+(``user.admin``), everyone's API tokens (``user.admin``), webhooks and their deliveries
+(``webhook.admin``), plugins (``plugin.admin``). The sections live in their own modules
+(:mod:`~crm_core.web.ui.admin_users`, :mod:`~crm_core.web.ui.tokens`,
+:mod:`~crm_core.web.ui.admin_webhooks`, :mod:`~crm_core.web.ui.admin_deliveries`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from flask import abort, render_template, request
+from flask.typing import ResponseReturnValue
+
+from crm_core.authz import has_permission, require
+from crm_core.errors import PermissionDenied
+from crm_core.ids import as_record_id
+from crm_core.models import User
+from crm_core.web.ui import ADMIN_PERMISSIONS, blueprint
+from crm_core.web.ui.access import actor, current_crm, page
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the administration: where it is, what it does, who may use it."""
+
+    title: str
+    endpoint: str
+    description: str
+    permission: str | None = None
+
+
+#: The sections of ``/admin``, in their order.
+SECTIONS = (
+    Section("Users", "crm_ui.admin_users",
+            "Staff accounts: create them, see their roles, team and last sign-in.",
+            "user.admin"),
+    Section("Roles and permissions", "crm_ui.admin_roles",
+            "The roles, the permissions each grants and which records its users see.",
+            "user.admin"),
+    Section("API tokens", "crm_ui.admin_tokens",
+            "Every user's API tokens: when they were used, revoking them.", "user.admin"),
+    Section("Webhooks", "crm_ui.admin_webhooks",
+            "Signed HTTP deliveries of events: subscriptions, delivery logs, dead letters.",
+            "webhook.admin"),
+    Section("Plugins", "crm_ui.admin_plugins",
+            "Installed plugins and why any was refused; the custom attributes.",
+            "plugin.admin"),
+    Section("Your API tokens", "crm_ui.account_tokens",
+            "Tokens that let your scripts use the API as you."),
+)
+
+
+@blueprint.get("/admin", endpoint="admin")
+@page
+def admin_index() -> ResponseReturnValue:
+    """The sections of the administration the user may use."""
+    user = actor()
+    require_any_admin(user)
+    sections = [s for s in SECTIONS if s.permission is None or has_permission(user, s.permission)]
+    return render_template("crm_core/ui/admin/index.html", sections=sections)
+
+
+@blueprint.get("/admin/plugins", endpoint="admin_plugins")
+@page
+def admin_plugins() -> ResponseReturnValue:
+    """Installed plugins (version, state, why refused or disabled) and the custom attributes."""
+    crm, user = current_crm(), actor()
+    require(user, "plugin.admin")
+    attributes = sorted(crm.registry.custom_attributes.values(), key=lambda a: a.key)
+    return render_template(
+        "crm_core/ui/admin/plugins.html",
+        plugins=list(crm.plugins.infos.values()),
+        attributes=attributes,
+    )
+
+
+def require_any_admin(user: User) -> None:
+    """:class:`PermissionDenied` unless ``user`` holds one of the administration permissions."""
+    if not any(has_permission(user, name) for name in ADMIN_PERMISSIONS):
+        wanted = ", ".join(repr(name) for name in ADMIN_PERMISSIONS)
+        raise PermissionDenied(f"you need one of the permissions {wanted}")
+
+
+def permission_groups(names: Iterable[str]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Registered permissions among ``names`` grouped by prefix (``customer``, a plugin's name).
+
+    Each group is ``(prefix, [(name, "name: description"), ...])``, both sorted by name:
+    the options of a group of checkboxes.
+    """
+    registered = current_crm().registry.permissions
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for name in sorted(set(names)):
+        permission = registered.get(name)
+        if permission is None:
+            continue
+        text = f"{name}: {permission.description}" if permission.description else name
+        groups.setdefault(name.split(".", 1)[0], []).append((name, text))
+    return sorted(groups.items())
+
+
+def before_arg(name: str = "before") -> int | None:
+    """The keyset parameter ``name``: the id where the previous page ended; bad ones are a 400."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    ident = as_record_id(raw) if raw.isascii() and raw.isdigit() else None
+    if ident is None:
+        abort(400)
+    return ident
+
+
+def now() -> dt.datetime:
+    """The current time, timezone-aware (UTC), to tell expired tokens and due deliveries."""
+    return dt.datetime.now(dt.UTC)

@@ -1,0 +1,189 @@
+"""A webhook's page (``webhook.admin``): its state, its actions and its delivery log.
+
+The log lists the webhook's deliveries newest first, a page at a time (keyset on the
+``(consumer, id)`` index, through :func:`crm_core.services.webhooks.list_deliveries`):
+the event, the status, every attempt with the receiver's HTTP status or the error, and
+when the next attempt is due. ``?status=dead`` shows the dead letters, each with a
+*Replay* button (:func:`~crm_core.services.webhooks.replay_delivery`); one more button
+replays all of them (:func:`~crm_core.services.webhooks.replay_dead`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from crm_core.authz import require
+from crm_core.errors import NotFoundError, ValidationError
+from crm_core.models import DeliveryAttempt, DeliveryStatus, Webhook
+from crm_core.services import webhooks
+from crm_core.services.webhooks import ADMIN_PERMISSION, DELIVERY_STATUSES, DeliveryNotDead
+from crm_core.web.ui import blueprint
+from crm_core.web.ui.access import actor, current_crm, page
+from crm_core.web.ui.admin import before_arg
+
+#: Deliveries per page of the log.
+PAGE_SIZE = 25
+#: Attempts shown per delivery (the newest); the page says how many earlier ones there are.
+ATTEMPTS_SHOWN = 10
+#: The parts of a webhook a conflict compares, with their labels.
+SEEN_LABELS = {"state": "State", "url": "URL", "event_types": "Event types"}
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A part of a webhook that changed since the user opened its page."""
+
+    field: str
+    stored: str
+    seen: str
+
+
+@blueprint.get("/admin/webhooks/<int:webhook_id>", endpoint="admin_webhook")
+@page
+def webhook_page(webhook_id: int) -> ResponseReturnValue:
+    """The webhook, its actions and its deliveries (``?status=dead``: the dead letters)."""
+    return render_webhook(webhook_id)
+
+
+@blueprint.post(
+    "/admin/webhooks/<int:webhook_id>/deliveries/<int:delivery_id>/replay",
+    endpoint="admin_replay_delivery",
+)
+@page
+def replay_delivery(webhook_id: int, delivery_id: int) -> ResponseReturnValue:
+    """Give one dead letter of the webhook a fresh set of attempts."""
+    crm, user = current_crm(), actor()
+    require(user, ADMIN_PERMISSION)
+    try:
+        with crm.unit_of_work(actor=user, source="ui") as uow:
+            hook = webhooks.get(uow, webhook_id)
+            delivery, event_type = webhooks.get_delivery(uow, delivery_id)
+            if delivery.consumer != webhooks.consumer_name(hook.id):
+                raise NotFoundError("delivery", delivery_id)
+            webhooks.replay_delivery(uow, delivery.id)
+    except DeliveryNotDead as exc:
+        alert = f"Delivery {exc.delivery_id} is {exc.status}: only dead letters can be replayed."
+        return render_webhook(webhook_id, alert=alert, status=409)
+    flash(f"Delivery {delivery_id} ({event_type}) will be tried again.")
+    return redirect(_back(webhook_id))
+
+
+@blueprint.post("/admin/webhooks/<int:webhook_id>/replay-dead", endpoint="admin_replay_dead")
+@page
+def replay_dead(webhook_id: int) -> ResponseReturnValue:
+    """Replay every dead letter of the webhook."""
+    crm, user = current_crm(), actor()
+    require(user, ADMIN_PERMISSION)
+    with crm.unit_of_work(actor=user, source="ui") as uow:
+        hook = webhooks.get(uow, webhook_id)
+        replayed = webhooks.replay_dead(uow, consumer=webhooks.consumer_name(hook.id))
+    if replayed:
+        letters = "dead letter" if len(replayed) == 1 else "dead letters"
+        flash(f"{len(replayed)} {letters} will be tried again.")
+    else:
+        flash("There were no dead letters to replay.")
+    return redirect(_back(webhook_id))
+
+
+def render_webhook(
+    webhook_id: int,
+    *,
+    errors: dict[str, list[str]] | None = None,
+    values: dict[str, Any] | None = None,
+    conflict: bool = False,
+    alert: str | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
+    """The webhook's page; forms that were refused come back with ``errors`` and ``values``.
+
+    ``conflict``: an action was refused because the webhook changed after the user opened
+    the page; the page says what changed (from the form's ``seen-*`` fields).
+    """
+    crm, user = current_crm(), actor()
+    require(user, ADMIN_PERMISSION)
+    wanted = request.args.get("status") or None
+    if wanted is not None and wanted not in DELIVERY_STATUSES:
+        abort(400)
+    before = before_arg()
+    with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
+        hook = webhooks.get(uow, webhook_id)
+        try:
+            found = webhooks.list_deliveries(
+                uow,
+                status=wanted,
+                consumer=webhooks.consumer_name(hook.id),
+                before_id=before,
+                limit=PAGE_SIZE + 1,
+            )
+        except ValidationError:
+            abort(400)
+        rows = found[:PAGE_SIZE]
+        attempts = _attempts(uow.session, [delivery.id for delivery, _type in rows])
+        next_url = None
+        if len(found) > PAGE_SIZE:
+            next_url = url_for("crm_ui.admin_webhook", webhook_id=hook.id, status=wanted,
+                               before=rows[-1][0].id)
+        html = render_template(
+            "crm_core/ui/admin/webhook.html",
+            hook=hook,
+            seen=seen_state(hook),
+            deliveries=rows,
+            attempts=attempts,
+            attempts_shown=ATTEMPTS_SHOWN,
+            status_filter=wanted,
+            statuses=DELIVERY_STATUSES,
+            dead=DeliveryStatus.DEAD.value,
+            next_url=next_url,
+            first_page=before is not None,
+            errors=errors or {},
+            values=values or {},
+            conflict=differences(hook, request.form) if conflict else None,
+            alert=alert,
+        )
+    return html, status
+
+
+def seen_state(hook: Webhook) -> dict[str, str]:
+    """What the user sees of ``hook``, sent back with every action to explain a conflict."""
+    return {
+        "state": "active" if hook.active else f"disabled ({hook.disabled_reason or 'no reason'})",
+        "url": hook.url,
+        "event_types": ", ".join(hook.event_types),
+    }
+
+
+def differences(hook: Webhook, form: Any) -> list[Difference]:
+    """How ``hook`` now differs from what the posted ``seen-*`` fields say the user saw."""
+    return [
+        Difference(SEEN_LABELS[name], stored, form.get(f"seen-{name}", ""))
+        for name, stored in seen_state(hook).items()
+        if stored != form.get(f"seen-{name}", "")
+    ]
+
+
+def _attempts(session: Any, delivery_ids: list[int]) -> dict[int, list[DeliveryAttempt]]:
+    """The attempts of the page's deliveries, newest first: one query for the whole page."""
+    found: dict[int, list[DeliveryAttempt]] = {}
+    if not delivery_ids:
+        return found
+    statement = (
+        select(DeliveryAttempt)
+        .where(DeliveryAttempt.delivery_id.in_(delivery_ids))
+        .order_by(DeliveryAttempt.delivery_id, DeliveryAttempt.id.desc())
+    )
+    for attempt in session.scalars(statement):
+        found.setdefault(attempt.delivery_id, []).append(attempt)
+    return found
+
+
+def _back(webhook_id: int) -> str:
+    """The page a replay came from: the log, its status filter kept."""
+    wanted = request.form.get("status") or None
+    if wanted not in DELIVERY_STATUSES:
+        wanted = None
+    return url_for("crm_ui.admin_webhook", webhook_id=webhook_id, status=wanted)

@@ -1,0 +1,171 @@
+"""Users (``user.admin``): the list of staff accounts, a new one, changing and deactivating one.
+
+The list is sorted by email and paged with a cursor on its unique index; each user's
+roles and team come with the page (``selectin``), not a query per row. Every change goes
+through :mod:`crm_core.services.users` (``create``, ``update``, ``set_active``), whose
+messages show beside the fields. Roles have their own pages
+(:mod:`~crm_core.web.ui.admin_roles`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from crm_core.authz import require
+from crm_core.errors import ValidationError
+from crm_core.models import Role, Team, User
+from crm_core.services import users
+from crm_core.web.api.pagination import Cursor, after, ordered
+from crm_core.web.api.problems import ApiProblem
+from crm_core.web.ui import blueprint
+from crm_core.web.ui.access import actor, current_crm, page
+from crm_core.web.ui.forms import field_errors
+
+#: Users per page of the list.
+PAGE_SIZE = 50
+#: The text fields of the new-user form (the roles are checkboxes).
+USER_FIELDS = ("email", "name", "password")
+
+
+@blueprint.get("/admin/users", endpoint="admin_users")
+@page
+def users_list() -> ResponseReturnValue:
+    """Every staff account by email: name, roles, team, active, last sign-in; next page."""
+    crm, user = current_crm(), actor()
+    require(user, "user.admin")
+    statement = select(User)
+    token = request.args.get("cursor")
+    if token:
+        try:
+            cursor = Cursor.decode(token, sort="email", descending=False, python_type=str)
+        except ApiProblem:
+            abort(400)
+        statement = statement.where(after(cursor, User.email, User.id))
+    statement = ordered(statement, User.email, User.id, False).limit(PAGE_SIZE + 1)
+    with crm.session_factory() as session:
+        found = list(session.scalars(statement))  # roles and team: selectin, one query each
+    rows = found[:PAGE_SIZE]
+    next_url = None
+    if len(found) > PAGE_SIZE:
+        last = rows[-1]
+        next_url = url_for(
+            "crm_ui.admin_users", cursor=Cursor("email", False, last.email, last.id).encode()
+        )
+    return render_template(
+        "crm_core/ui/admin/users.html", users=rows, next_url=next_url, first_page=bool(token)
+    )
+
+
+@blueprint.route("/admin/users/new", methods=["GET", "POST"], endpoint="admin_new_user")
+@page
+def new_user() -> ResponseReturnValue:
+    """The new-account form: email, name, roles, a first password."""
+    crm, user = current_crm(), actor()
+    require(user, "user.admin")
+    values: dict[str, Any] = {"roles": []}
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        data: dict[str, Any] = {name: request.form.get(name, "") for name in USER_FIELDS}
+        data["roles"] = request.form.getlist("roles")
+        values = {"email": data["email"], "name": data["name"], "roles": data["roles"]}
+        try:
+            with crm.unit_of_work(actor=user, source="ui") as uow:
+                created = users.create(uow, data)
+        except ValidationError as exc:
+            errors = field_errors(exc.messages)
+        else:
+            flash(f"{created.email} can now sign in.")
+            return redirect(url_for("crm_ui.admin_users"))
+    with crm.session_factory() as session:
+        roles = list(session.execute(select(Role.name, Role.description).order_by(Role.name)))
+    return render_template(
+        "crm_core/ui/admin/user_form.html",
+        values=values,
+        errors=errors,
+        role_options=[(row.name, _role_text(row.name, row.description)) for row in roles],
+        min_password=users.MIN_PASSWORD_LENGTH,
+    ), 422 if errors else 200
+
+
+@blueprint.route("/admin/users/<int:user_id>/edit", methods=["GET", "POST"],
+                 endpoint="admin_edit_user")
+@page
+def edit_user(user_id: int) -> ResponseReturnValue:
+    """A user's name, roles and team; and the button that deactivates or reactivates them."""
+    crm, user = current_crm(), actor()
+    require(user, "user.admin")
+    with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
+        target = users.get(uow, user_id)
+        stored = {"name": target.name, "roles": [role.name for role in target.roles],
+                  "team_id": target.team_id or ""}
+    if request.method == "GET":
+        return _edit_form(target, stored, {})
+    data: dict[str, Any] = {
+        "name": request.form.get("name", ""),
+        "roles": request.form.getlist("roles"),
+        "team_id": request.form.get("team_id") or None,
+    }
+    try:
+        with crm.unit_of_work(actor=user, source="ui") as uow:
+            users.update(uow, user_id, data)
+    except ValidationError as exc:
+        return _edit_form(target, {**data, "team_id": data["team_id"] or ""},
+                          field_errors(exc.messages))
+    flash(f"{target.email} was saved.")
+    return redirect(url_for("crm_ui.admin_users"))
+
+
+@blueprint.post("/admin/users/<int:user_id>/deactivate", endpoint="admin_deactivate_user")
+@page
+def deactivate_user(user_id: int) -> ResponseReturnValue:
+    """Deactivate a user: no sign-in, signed out at once, API tokens refused."""
+    return _set_active(user_id, False)
+
+
+@blueprint.post("/admin/users/<int:user_id>/reactivate", endpoint="admin_reactivate_user")
+@page
+def reactivate_user(user_id: int) -> ResponseReturnValue:
+    """Let a deactivated user sign in (and use their tokens) again."""
+    return _set_active(user_id, True)
+
+
+def _set_active(user_id: int, active: bool) -> ResponseReturnValue:
+    crm, user = current_crm(), actor()
+    require(user, "user.admin")
+    try:
+        with crm.unit_of_work(actor=user, source="ui") as uow:
+            target = users.set_active(uow, user_id, active)
+            email = target.email
+    except ValidationError as exc:
+        with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
+            target = users.get(uow, user_id)
+            stored = {"name": target.name, "roles": [role.name for role in target.roles],
+                      "team_id": target.team_id or ""}
+        return _edit_form(target, stored, field_errors(exc.messages))
+    flash(f"{email} can sign in again." if active else f"{email} was deactivated.")
+    return redirect(url_for("crm_ui.admin_edit_user", user_id=user_id))
+
+
+def _edit_form(
+    target: User, values: dict[str, Any], errors: dict[str, list[str]]
+) -> ResponseReturnValue:
+    crm = current_crm()
+    with crm.session_factory() as session:
+        roles = list(session.execute(select(Role.name, Role.description).order_by(Role.name)))
+        teams = list(session.execute(select(Team.id, Team.name).order_by(Team.name)))
+    return render_template(
+        "crm_core/ui/admin/user_edit.html",
+        target=target,
+        values=values,
+        errors=errors,
+        role_options=[(row.name, _role_text(row.name, row.description)) for row in roles],
+        team_options=[(row.id, row.name) for row in teams],
+    ), 422 if errors else 200
+
+
+def _role_text(name: str, description: str) -> str:
+    return f"{name}: {description}" if description else name

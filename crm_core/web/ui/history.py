@@ -1,0 +1,141 @@
+"""Record history pages: who changed a customer or a contact, when, from where, and how.
+
+The entries come from :func:`crm_core.history.history` (as the API's ``GET
+/<records>/<id>/history``): newest first, paged by the id of the last entry shown
+(``?before=``), needing ``audit.view`` and a record the user may see. Each changed
+field shows as old → new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import abort, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from crm_core.authz import require
+from crm_core.errors import ValidationError
+from crm_core.history import HistoryEntry, history
+from crm_core.ids import MAX_ID
+from crm_core.models import User
+from crm_core.services import contacts, customers
+from crm_core.web.ui import blueprint
+from crm_core.web.ui.access import actor, current_crm, page
+
+#: Audit entries per page.
+PAGE_SIZE = 50
+#: Shown for a value that was empty.
+NOTHING = "—"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field of an entry, as the page shows it."""
+
+    field: str
+    old: str
+    new: str
+
+
+@blueprint.get("/customers/<int:customer_id>/history")
+@page
+def customer_history(customer_id: int) -> ResponseReturnValue:
+    """The customer's audit entries, newest first."""
+    return _history_page("customer", customer_id)
+
+
+@blueprint.get("/contacts/<int:contact_id>/history")
+@page
+def contact_history(contact_id: int) -> ResponseReturnValue:
+    """The contact's audit entries, newest first."""
+    return _history_page("contact", contact_id)
+
+
+def _history_page(entity: str, record_id: int) -> ResponseReturnValue:
+    crm, user = current_crm(), actor()
+    require(user, f"{entity}.view")
+    require(user, "audit.view")
+    before_id = _before_id()
+    with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
+        service = customers if entity == "customer" else contacts
+        record = service.get(uow, record_id)  # not one the user may see: 404
+        try:
+            found = history(uow.session, user, entity, record.id, before_id=before_id,
+                            limit=PAGE_SIZE)
+        except ValidationError:
+            abort(400)
+        names = _user_names(uow.session, {entry.actor_id for entry in found.entries})
+        name = record.name if entity == "customer" else record.full_name
+    endpoint = f"crm_ui.{entity}_history"
+    if entity == "customer":
+        crumbs = [("Customers", url_for("crm_ui.customers")),
+                  (name, url_for("crm_ui.customer_page", customer_id=record_id))]
+    else:
+        crumbs = [("Contacts", url_for("crm_ui.contacts")),
+                  (name, url_for("crm_ui.contact_page", contact_id=record_id))]
+    older_url = None
+    if found.next_before_id is not None:
+        older_url = url_for(endpoint, before=found.next_before_id, **{f"{entity}_id": record_id})
+    return render_template(
+        "crm_core/ui/history.html",
+        name=name,
+        crumbs=crumbs,
+        entries=[(entry, _who(entry, names), changes(entry)) for entry in found.entries],
+        older_url=older_url,
+        newest_url=url_for(endpoint, **{f"{entity}_id": record_id}) if before_id else None,
+    )
+
+
+def changes(entry: HistoryEntry) -> list[Change]:
+    """The entry's changed fields, in their stored order, each as old and new text."""
+    shown = []
+    for field, value in entry.changes.items():
+        if isinstance(value, list | tuple) and len(value) == 2:
+            old, new = value
+        else:
+            old, new = None, value
+        label = str(field).replace("_", " ").capitalize()
+        shown.append(Change(label, shown_value(old), shown_value(new)))
+    return shown
+
+
+def shown_value(value: Any) -> str:
+    """A stored value as text: empty as a dash, yes/no, lists and labelled items joined."""
+    if value is None or value == "" or value == [] or value == {}:
+        return NOTHING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return "; ".join(shown_value(item) for item in value)
+    if isinstance(value, Mapping):
+        if "label" in value and len(value) == 2:
+            other = next(item for key, item in value.items() if key != "label")
+            return f"{value['label']}: {shown_value(other)}"
+        return ", ".join(f"{key}: {shown_value(item)}" for key, item in value.items())
+    return str(value)
+
+
+def _before_id() -> int | None:
+    raw = request.args.get("before")
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID):
+        abort(400)
+    return int(raw)
+
+
+def _user_names(session: Any, ids: set[int | None]) -> dict[int, str]:
+    wanted = sorted(ident for ident in ids if ident is not None)
+    if not wanted:
+        return {}
+    rows = session.execute(select(User.id, User.name, User.email).where(User.id.in_(wanted)))
+    return {row.id: row.name or row.email for row in rows}
+
+
+def _who(entry: HistoryEntry, names: Mapping[int, str]) -> str:
+    if entry.actor_id is not None and entry.actor_id in names:
+        return names[entry.actor_id]
+    return entry.actor_email or "System"

@@ -1,0 +1,548 @@
+"""Import pages: upload a file, follow its job, change its mapping, import it for real.
+
+``/imports`` lists the import jobs the user sees (their own; everyone's they may see
+with ``audit.view``, as in the API), newest first and keyset-paged, above the upload
+form. An upload goes through the API's own
+:func:`~crm_core.web.api.imports.queue_import`: the same checks, the same stored file,
+the same job ``crm_core.import``. ``/imports/<id>`` shows the job: status and progress
+(the page refreshes itself while the job is queued or running), the header -> field
+mapping used, the counts, the first rejected rows and the whole report as CSV.
+
+A job deletes its uploaded file once it has run. So that a dry run can run again with
+another mapping, or for real, the UI keeps the file of a dry run for :data:`KEEP_FOR`
+under ``<instance_path>/ui-imports/kept/<token>/`` (deleted as soon as it is imported
+for real), and what the upload's check detected (the columns and their targets) in
+``ui-imports/jobs/<id>.json``. Only the user who uploaded a file may run it again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.datastructures import FileStorage
+
+from crm_core.authz import has_permission
+from crm_core.errors import NotFoundError, PermissionDenied
+from crm_core.imports import jobs
+from crm_core.imports.mapping import MappingError, available_targets, entity_name, normalise
+from crm_core.imports.runner import ImportOptions
+from crm_core.models import ImportJob, ImportMapping, ImportStatus, User
+from crm_core.runtime import CRM
+from crm_core.web.api.imports import (
+    find_job,
+    job_scope,
+    mapping_name_taken,
+    mapping_scope,
+    queue_import,
+    report_response,
+    require_importer,
+    upload_limit,
+)
+from crm_core.web.api.pagination import Cursor
+from crm_core.web.api.problems import ApiProblem
+from crm_core.web.ui import blueprint
+from crm_core.web.ui.access import actor, current_crm, page
+from crm_core.web.ui.forms import field_errors
+
+#: Import jobs per page of the list.
+PAGE_SIZE = 25
+#: Rejected rows shown on a job's page (the report has them all).
+REJECTIONS_SHOWN = 50
+#: How long the file of a dry run is kept for running it again.
+KEEP_FOR = dt.timedelta(hours=24)
+#: What can be imported: form value -> label.
+ENTITIES = {"customers": "Customers", "contacts": "Contacts", "interactions": "Interactions"}
+MATCH_ON = ("auto", "external_id", "email", "none")
+ON_MATCH = ("update", "skip", "create")
+#: Labelled email and phone targets offered for contacts (any ``email.<label>`` works).
+CONTACT_LABELLED = (
+    "email.work", "email.home", "email.other",
+    "phone.work", "phone.home", "phone.mobile", "phone.other",
+)
+_UNFINISHED = (ImportStatus.QUEUED.value, ImportStatus.RUNNING.value)
+_TOKEN = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the UI noted when it queued a job: the columns' targets and the kept file's token."""
+
+    columns: dict[str, str]
+    """Header -> target (``""``: ignored), as the upload's check resolved them."""
+    token: str | None
+    encoding: str = ""
+    delimiter: str = ""
+
+
+# -- the list and the upload form -------------------------------------------------------------
+
+
+@blueprint.get("/imports", endpoint="imports")
+@page
+def imports_list() -> ResponseReturnValue:
+    """The import jobs the user sees, newest first, and the upload form."""
+    user = actor()
+    require_importer(user)
+    entities = _entity_options(user)
+    values = {"entity": entities[0][0] if entities else "", "dry_run": "true"}
+    return _imports_page(values, {})
+
+
+@blueprint.post("/imports", endpoint="upload_import")
+@page
+def upload_import() -> ResponseReturnValue:
+    """Upload a file: checked and queued as the API's upload; then the job's page."""
+    crm, user = current_crm(), actor()
+    require_importer(user)
+    limit = upload_limit()
+    if request.content_length is not None and request.content_length > limit:
+        # Refused before the body is read: the form comes back empty.
+        return _imports_page({}, {"file": [f"Larger than {limit:,} bytes."]}, status=413)
+    values = request.form.to_dict()
+    upload = request.files.get("file")
+    errors: dict[str, list[str]] = {}
+    if upload is None or not upload.filename:
+        errors["file"] = ["Choose the file to import."]
+    entity = ""
+    try:
+        entity = entity_name(values.get("entity", ""))
+    except MappingError as exc:
+        errors.update(exc.messages)
+    if errors:
+        return _imports_page(values, errors, status=422)
+    assert upload is not None and upload.filename
+    options = ImportOptions(
+        entity=entity,
+        delimiter=values.get("delimiter") or None,
+        encoding=(values.get("encoding") or "").strip() or None,
+        match_on=values.get("match_on") or None,
+        on_match=values.get("on_match") or None,
+        dry_run="dry_run" in request.form,
+    )
+    _sweep(crm)
+    token = uuid.uuid4().hex if options.dry_run else None
+    try:
+        job_id, detected = queue_import(
+            crm, user, upload.filename, _saver(crm, upload, token), options,
+            mapping=values.get("mapping") or None, source="ui",
+        )
+    except ApiProblem as exc:
+        _forget(crm, token)
+        return _imports_page(values, _problem_errors(exc), status=exc.status)
+    except BaseException:
+        _forget(crm, token)
+        raise
+    _record(crm, job_id, detected, token)
+    flash(f"{upload.filename} was uploaded{' for a dry run' if options.dry_run else ''}.")
+    return redirect(url_for("crm_ui.import_page", job_id=job_id))
+
+
+def _imports_page(
+    values: dict[str, Any], errors: dict[str, list[str]], *, status: int = 200
+) -> ResponseReturnValue:
+    crm, user = current_crm(), actor()
+    token = request.args.get("cursor")
+    statement = select(ImportJob).where(job_scope(user))
+    if token:
+        try:
+            cursor = Cursor.decode(token, sort="id", descending=True, python_type=int)
+        except ApiProblem:
+            abort(400)
+        statement = statement.where(ImportJob.id < cursor.id)
+    statement = statement.order_by(ImportJob.id.desc()).limit(PAGE_SIZE + 1)
+    with crm.session_factory() as session:
+        found = list(session.scalars(statement))
+        rows = found[:PAGE_SIZE]
+        names = _user_names(session, {row.created_by_id for row in rows} - {user.id})
+        mappings = list(
+            session.execute(
+                select(ImportMapping.name, ImportMapping.entity)
+                .where(mapping_scope(user))
+                .order_by(ImportMapping.name)
+            )
+        )
+    next_url = None
+    if len(found) > PAGE_SIZE:
+        last = rows[-1].id
+        next_url = url_for("crm_ui.imports", cursor=Cursor("id", True, last, last).encode())
+    return render_template(
+        "crm_core/ui/imports/list.html",
+        jobs=rows,
+        names=names,
+        next_url=next_url,
+        first_page=bool(token),
+        values=values,
+        errors=errors,
+        entity_options=_entity_options(user),
+        match_options=[(value, value) for value in MATCH_ON],
+        on_match_options=[(value, value) for value in ON_MATCH],
+        mapping_options=[(row.name, f"{row.name} ({row.entity})") for row in mappings],
+        limit=upload_limit(),
+    ), status
+
+
+# -- one job ------------------------------------------------------------------------------------
+
+
+@blueprint.get("/imports/<int:job_id>")
+@page
+def import_page(job_id: int) -> ResponseReturnValue:
+    """The job: status, progress, mapping, counts, the first rejected rows, what to do next."""
+    return _job_page(job_id)
+
+
+@blueprint.get("/imports/<int:job_id>/report.csv")
+@page
+def import_report(job_id: int) -> ResponseReturnValue:
+    """Every rejected row of the job as CSV (the API's ``report.csv``), streamed."""
+    crm, user = current_crm(), actor()
+    with crm.session_factory() as session:
+        return report_response(crm, _job(session, user, job_id))
+
+
+@blueprint.post("/imports/<int:job_id>/again")
+@page
+def rerun_import(job_id: int) -> ResponseReturnValue:
+    """Dry-run the kept file again with the columns mapped as the form says."""
+    crm, user = current_crm(), actor()
+    job, recorded, kept = _rerunnable(job_id)
+    if kept is None or recorded is None:
+        return _file_gone(job_id)
+    explicit = dict(job.options.get("columns") or {})
+    values: dict[str, str] = {}
+    for index, (header, used) in enumerate(recorded.columns.items()):
+        chosen = request.form.get(f"column-{index}")
+        if chosen is None:
+            continue
+        values[f"column-{index}"] = chosen
+        if chosen.strip() != used:
+            explicit = {k: v for k, v in explicit.items() if normalise(k) != normalise(header)}
+            explicit[header] = chosen.strip()
+    try:
+        new_id = _queue_again(crm, user, job, recorded, kept, explicit, dry_run=True)
+    except ApiProblem as exc:
+        errors = _problem_errors(exc)
+        return _job_page(job_id, mapping_errors=errors, mapping_values=values, status=exc.status)
+    flash("The dry run runs again with your mapping.")
+    return redirect(url_for("crm_ui.import_page", job_id=new_id))
+
+
+@blueprint.post("/imports/<int:job_id>/import")
+@page
+def import_for_real(job_id: int) -> ResponseReturnValue:
+    """Import the file of a dry run for real: the same file, the same options."""
+    crm, user = current_crm(), actor()
+    job, recorded, kept = _rerunnable(job_id)
+    if not job.dry_run or job.status != ImportStatus.SUCCEEDED.value:
+        abort(400)
+    if kept is None or recorded is None:
+        return _file_gone(job_id)
+    explicit = dict(job.options.get("columns") or {})
+    try:
+        new_id = _queue_again(crm, user, job, recorded, kept, explicit, dry_run=False)
+    except ApiProblem as exc:
+        return _job_page(job_id, mapping_errors=_problem_errors(exc), status=exc.status)
+    _forget(crm, recorded.token)  # imported: the file is no longer kept
+    flash(f"{job.filename} is being imported for real.")
+    return redirect(url_for("crm_ui.import_page", job_id=new_id))
+
+
+@blueprint.post("/imports/<int:job_id>/mapping")
+@page
+def save_import_mapping(job_id: int) -> ResponseReturnValue:
+    """Save the mapping the job used under a name (as ``POST /import-mappings``)."""
+    crm, user = current_crm(), actor()
+    with crm.session_factory() as session:
+        job = _job(session, user, job_id)
+    explicit = job.options.get("columns") or {}
+    columns = {
+        header: target
+        for header, target in _used_columns(job, _recorded(crm, job.id)).items()
+        if target or header in explicit  # columns ignored automatically need no entry
+    }
+    if not columns:
+        abort(400)
+    name = request.form.get("name", "").strip()
+    saved_options = {
+        key: job.options[key]
+        for key, default in (("delimiter", None), ("encoding", None),
+                             ("match_on", "auto"), ("on_match", "update"))
+        if job.options.get(key) not in (None, "", default)
+    }
+    status = 422
+    try:
+        with crm.unit_of_work(actor=user, source="ui") as uow:
+            if name and mapping_name_taken(uow.session, name) is not None:
+                status = 409
+                raise MappingError({"name": [f"A mapping named {name!r} exists already."]})
+            jobs.save_mapping(uow, name, job.entity, columns, saved_options)
+    except MappingError as exc:
+        errors = field_errors(exc.messages)
+        return _job_page(job_id, save_errors=errors, save_values={"name": name}, status=status)
+    flash(f"The mapping “{name}” was saved.")
+    return redirect(url_for("crm_ui.import_page", job_id=job_id))
+
+
+def _job_page(
+    job_id: int,
+    *,
+    mapping_errors: dict[str, list[str]] | None = None,
+    mapping_values: dict[str, str] | None = None,
+    save_errors: dict[str, list[str]] | None = None,
+    save_values: dict[str, str] | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
+    crm, user = current_crm(), actor()
+    with crm.session_factory() as session:
+        job = _job(session, user, job_id)
+        rejections = jobs.rejections(session, job.id, limit=REJECTIONS_SHOWN + 1)
+        by = _user_names(session, {job.created_by_id} - {user.id}).get(job.created_by_id or 0)
+    recorded = _recorded(crm, job.id)
+    kept = _kept_file(crm, recorded.token) is not None if recorded else False
+    own = job.created_by_id == user.id
+    may_edit = has_permission(user, f"{job.entity}.edit")
+    finished = job.status not in _UNFINISHED
+    columns = _used_columns(job, recorded)
+    values = mapping_values or {
+        f"column-{index}": target for index, target in enumerate(columns.values())
+    }
+    return render_template(
+        "crm_core/ui/imports/job.html",
+        job=job,
+        by=by,
+        refresh=not finished,
+        percent=jobs.progress_percent(job),
+        rejections=rejections[:REJECTIONS_SHOWN],
+        more_rejections=len(rejections) > REJECTIONS_SHOWN,
+        delimiter=_delimiter_text(job.options.get("delimiter") or (
+            recorded.delimiter if recorded else ""
+        )),
+        recorded=recorded,
+        columns=list(columns.items()),
+        kept=kept,
+        can_rerun=own and kept and may_edit and finished and job.format == "csv",
+        can_import=own and kept and may_edit and job.dry_run
+        and job.status == ImportStatus.SUCCEEDED.value,
+        can_save=may_edit and bool(columns),
+        targets=_targets(crm, job.entity, columns.values()),
+        values=values,
+        mapping_errors=mapping_errors or {},
+        save_errors=save_errors or {},
+        save_values=save_values or {},
+    ), status
+
+
+# -- helpers: jobs, permissions, options ------------------------------------------------------
+
+
+def _job(session: Session, user: Any, job_id: int) -> ImportJob:
+    """The job if the user sees it, as the API decides (403 for a non-importer, else 404)."""
+    require_importer(user)
+    job = find_job(session, user, job_id)
+    if job is None:
+        raise NotFoundError("import", job_id)
+    return job
+
+
+def _rerunnable(job_id: int) -> tuple[ImportJob, Recorded | None, Path | None]:
+    """The user's own job, what the UI recorded of it and its kept file (if still kept)."""
+    crm, user = current_crm(), actor()
+    with crm.session_factory() as session:
+        job = _job(session, user, job_id)
+    if job.created_by_id != user.id:
+        raise PermissionDenied("only the user who uploaded a file may import it again")
+    recorded = _recorded(crm, job.id)
+    return job, recorded, _kept_file(crm, recorded.token) if recorded else None
+
+
+def _queue_again(
+    crm: CRM,
+    user: Any,
+    job: ImportJob,
+    recorded: Recorded,
+    kept: Path,
+    columns: dict[str, str],
+    *,
+    dry_run: bool,
+) -> int:
+    """Queue the kept file of ``job`` again with ``columns``; the new job's id."""
+    options = ImportOptions(
+        entity=job.entity,
+        columns=columns or None,
+        delimiter=job.options.get("delimiter"),
+        encoding=job.options.get("encoding"),
+        match_on=job.options.get("match_on"),
+        on_match=job.options.get("on_match"),
+        dry_run=dry_run,
+    )
+    new_id, detected = queue_import(
+        crm, user, job.filename, lambda path: _link(kept, path), options, source="ui"
+    )
+    _record(crm, new_id, detected, recorded.token if dry_run else None)
+    return new_id
+
+
+def _file_gone(job_id: int) -> ResponseReturnValue:
+    flash("The file of this import is no longer kept: upload it again.")
+    return redirect(url_for("crm_ui.import_page", job_id=job_id))
+
+
+def _used_columns(job: ImportJob, recorded: Recorded | None) -> dict[str, str]:
+    """Header -> target the job used (only the explicit ones when the UI did not queue it)."""
+    if recorded is not None:
+        return dict(recorded.columns)
+    return dict(job.options.get("columns") or {})
+
+
+def _entity_options(user: Any) -> list[tuple[str, str]]:
+    """What the user may import (``<entity>.edit``), as select options."""
+    return [
+        (value, label)
+        for value, label in ENTITIES.items()
+        if has_permission(user, f"{entity_name(value)}.edit")
+    ]
+
+
+def _targets(crm: CRM, entity: str, used: Any) -> list[str]:
+    """The targets a column of an ``entity`` file may name, for the mapping's selects."""
+    names = set(available_targets(crm, entity))
+    if entity == "contact":
+        names.update(CONTACT_LABELLED)
+    names.update(target for target in used if target)
+    return sorted(names)
+
+
+def _delimiter_text(delimiter: str) -> str:
+    """How the page names a delimiter."""
+    return {"\t": "tab", " ": "space", "": "detected"}.get(delimiter, delimiter)
+
+
+def _problem_errors(problem: ApiProblem) -> dict[str, list[str]]:
+    """An upload's refusal as field messages, each under the form field it is about."""
+    errors = field_errors(problem.errors) if isinstance(problem.errors, dict) else {}
+    if "format" in errors:  # the file's extension decides the format
+        errors.setdefault("file", []).extend(errors.pop("format"))
+    unknown_encoding = [m for m in errors.get("file", []) if m.startswith("unknown encoding")]
+    if unknown_encoding:
+        errors["file"] = [m for m in errors["file"] if m not in unknown_encoding]
+        errors["encoding"] = unknown_encoding
+        if not errors["file"]:
+            del errors["file"]
+    return errors or {"file": [problem.detail or problem.title]}
+
+
+def _user_names(session: Session, ids: set[int | None]) -> dict[int, str]:
+    wanted = sorted(ident for ident in ids if ident is not None)
+    if not wanted:
+        return {}
+    rows = session.execute(select(User.id, User.name, User.email).where(User.id.in_(wanted)))
+    return {row.id: row.name or row.email for row in rows}
+
+
+# -- helpers: the files the UI keeps -----------------------------------------------------------
+
+
+def _folder(crm: CRM, part: str) -> Path:
+    """``<instance_path>/ui-imports/<part>`` (never under the API's uploads folder)."""
+    return Path(crm.settings.instance_path) / "ui-imports" / part
+
+
+def _saver(crm: CRM, upload: FileStorage, token: str | None) -> Callable[[Path], None]:
+    """How :func:`queue_import` stores the upload: a dry run's file is also kept."""
+
+    def save(path: Path) -> None:
+        if token is None:
+            upload.save(path)
+            return
+        folder = _folder(crm, "kept") / token
+        folder.mkdir(parents=True, exist_ok=True)
+        kept = folder / path.name
+        upload.save(kept)
+        _link(kept, path)
+
+    return save
+
+
+def _link(source: Path, target: Path) -> None:
+    """``target`` as a second name of ``source`` (a copy where links are impossible)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _kept_file(crm: CRM, token: str | None) -> Path | None:
+    """The kept file of ``token`` if it is still kept."""
+    if not token or not _TOKEN.fullmatch(token):
+        return None
+    folder = _folder(crm, "kept") / token
+    try:
+        if time.time() - folder.stat().st_mtime > KEEP_FOR.total_seconds():
+            _forget(crm, token)
+            return None
+        return next((path for path in folder.iterdir() if path.is_file()), None)
+    except OSError:
+        return None
+
+
+def _forget(crm: CRM, token: str | None) -> None:
+    """Delete the kept file of ``token``."""
+    if token and _TOKEN.fullmatch(token):
+        shutil.rmtree(_folder(crm, "kept") / token, ignore_errors=True)
+
+
+def _sweep(crm: CRM) -> None:
+    """Delete the files kept longer than :data:`KEEP_FOR`."""
+    folder = _folder(crm, "kept")
+    if not folder.is_dir():
+        return
+    cutoff = time.time() - KEEP_FOR.total_seconds()
+    for kept in folder.iterdir():
+        try:
+            if kept.stat().st_mtime < cutoff:
+                shutil.rmtree(kept, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def _record(crm: CRM, job_id: int, detected: dict[str, Any], token: str | None) -> None:
+    """Note the columns the upload's check resolved (mapped first, then ignored) and the token."""
+    columns = dict(detected.get("columns") or {})
+    columns.update({header: "" for header in detected.get("ignored") or () if header})
+    note = {
+        "columns": columns,
+        "token": token,
+        "encoding": detected.get("encoding") or "",
+        "delimiter": detected.get("delimiter") or "",
+    }
+    folder = _folder(crm, "jobs")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{job_id}.json").write_text(json.dumps(note), encoding="utf-8")
+
+
+def _recorded(crm: CRM, job_id: int) -> Recorded | None:
+    """What :func:`_record` noted of job ``job_id``; ``None`` for a job the UI did not queue."""
+    try:
+        note = json.loads((_folder(crm, "jobs") / f"{job_id}.json").read_text(encoding="utf-8"))
+        return Recorded(
+            columns={str(k): str(v) for k, v in dict(note["columns"]).items()},
+            token=note.get("token"),
+            encoding=str(note.get("encoding") or ""),
+            delimiter=str(note.get("delimiter") or ""),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
