@@ -32,7 +32,7 @@ def main() -> None:
 
     from crm_core import CRM, migrate
     from crm_core.config import load_settings
-    from crm_core.demo import DEMO_EMAIL, generate_demo_data
+    from crm_core.demo import generate_demo_data
     from crm_core.models import Contact, Customer
     from crm_core.web.app import create_app
 
@@ -50,7 +50,8 @@ def main() -> None:
     login = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login)
     assert token, "no CSRF token on the sign-in page"
-    signed = client.post("/login", data={"email": DEMO_EMAIL, "password": summary.password,
+    signed = client.post("/login", data={"email": summary.demo_email,
+                                         "password": summary.demo_password,
                                          "csrf_token": token.group(1)})
     assert signed.status_code == 302, "the demo admin could not sign in"
     with crm.session_factory() as session:

@@ -64,6 +64,13 @@ def _run_import(crm: CRM, job_id: int) -> None:
     run_import_job(crm, job_id)
 
 
+def _prune_import_files(crm: CRM) -> None:
+    """The ``crm_core.prune_import_files`` job: delete the expired files of dry runs."""
+    from crm_core.imports.jobs import prune_kept_files
+
+    prune_kept_files(crm)
+
+
 def _prune_events(crm: CRM) -> None:
     """The ``crm_core.prune_events`` job."""
     from crm_core.jobs.deliveries import prune_job
@@ -73,10 +80,12 @@ def _prune_events(crm: CRM) -> None:
 
 @hookimpl
 def crm_register_jobs() -> list[Job]:
-    """Core's background jobs: running uploaded imports, pruning delivered events daily."""
+    """Core's background jobs: running uploaded imports, deleting the expired files of dry
+    runs hourly, pruning delivered events daily."""
     return [
         # Not retried: a failed import is marked failed with its error; run it again
         # by uploading the file again (a dry run shows what it would do).
         Job("crm_core.import", _run_import, retries=0),
+        Job("crm_core.prune_import_files", _prune_import_files, schedule="40 * * * *"),
         Job("crm_core.prune_events", _prune_events, schedule="15 3 * * *"),
     ]

@@ -13,6 +13,8 @@ Fixtures: ``crm`` (the runtime), ``uow`` (a unit of work), ``app``, ``client``,
 empty database of the same backend, for migration tests). :func:`make_user` and
 :func:`api_token` make other callers of the API; :func:`plugin_module` makes a plugin
 in the test (return it from an overridden ``crm_plugin_modules`` fixture).
+:func:`link_of` reads a page's links (the next page of a list) and :func:`sql_statements`
+records the SQL a block runs (to check that a page's queries do not grow with its rows).
 Mark a test ``@pytest.mark.plugins("crm_sales")`` to load only those installed plugins;
 ``@pytest.mark.plugins()`` loads none.
 """
@@ -24,13 +26,14 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 from flask.testing import FlaskCliRunner
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from crm_core.config import Settings, load_settings
@@ -364,6 +367,28 @@ def csrf_token_of(page: str) -> str:
     found = re.search(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"', page)
     assert found, "the page has no CSRF token"
     return html.unescape(found.group(1))
+
+
+def link_of(page: str, rel: str = "next") -> str:
+    """The address of the (first) link ``rel`` in the HTML ``page``: a list's next page."""
+    found = re.search(rf'rel="{re.escape(rel)}" href="([^"]+)"', page)
+    assert found, f"the page has no {rel} link"
+    return html.unescape(found.group(1))
+
+
+@contextmanager
+def sql_statements(crm: CRM) -> Iterator[list[str]]:
+    """The SQL statements ``crm`` runs inside the ``with`` block, as a list that fills up."""
+    seen: list[str] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(crm.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(crm.engine, "before_cursor_execute", record)
 
 
 class UiBrowser:

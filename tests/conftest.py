@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,3 +26,12 @@ def real_world_data() -> Path:
             "shared/data/real-world"
         )
     return root
+
+
+@pytest.fixture
+def default_roles(crm: Any) -> None:
+    """The default roles (admin, sales, viewer), as ``crm user create`` makes them."""
+    from crm_core.services import users
+
+    with crm.unit_of_work(source="test") as uow:
+        users.ensure_default_roles(uow)

@@ -196,3 +196,113 @@ def test_a_job_its_worker_abandoned_is_marked_failed_and_says_how_to_finish(api,
     assert answer.json["status"] == "failed"
     assert "import the file again to finish" in answer.json["error"]
     assert api.get(f"/imports/{busy.id}").json["status"] == "running"
+
+
+# -- running a dry run's file again ----------------------------------------------------------------
+
+
+def rerun(api, job_id: int, body=None, **kwargs):
+    return api.post(f"/imports/{job_id}/rerun", json=body, **kwargs)
+
+
+def test_a_dry_run_shows_its_columns_and_runs_again_then_for_real(api, crm):
+    dry = upload(api, dry_run="true").get_json()
+    assert dry["columns_used"] == {"name": "name", "email": "email"}
+    assert dry["file_expires_at"] is not None and dry["rejected"] == 1
+    answer = rerun(api, dry["id"], {"dry_run": True, "columns": {"email": ""}})
+    assert answer.status_code == 202, answer.get_data(as_text=True)
+    again = answer.get_json()
+    assert answer.headers["Location"].endswith(f"/api/v1/imports/{again['id']}")
+    polled = api.get(answer.headers["Location"]).get_json()
+    assert polled["status"] == "succeeded" and polled["dry_run"] is True
+    assert (polled["created"], polled["rejected"]) == (3, 0)  # the email column ignored
+    assert polled["columns_used"] == {"name": "name", "email": ""}
+    assert polled["options"]["columns"] == {"email": ""}
+    assert polled["file_expires_at"] is not None
+    assert api.get(f"/imports/{dry['id']}").get_json()["file_expires_at"] is None  # handed over
+    real = rerun(api, again["id"], {"dry_run": False})
+    assert real.status_code == 202, real.get_data(as_text=True)
+    done = api.get(real.headers["Location"]).get_json()
+    assert (done["status"], done["dry_run"], done["created"]) == ("succeeded", False, 3)
+    assert done["options"]["columns"] == {"email": ""} and done["file_expires_at"] is None
+    with crm.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Customer)) == 3
+        path = Path(session.get(ImportJob, done["id"]).path)
+    assert not path.exists()
+    # Every file is gone now: 409 problems saying why.
+    for job_id, why in ((dry["id"], "no longer kept"), (done["id"], "not a dry run")):
+        gone = rerun(api, job_id, {"dry_run": True})
+        assert gone.status_code == 409 and gone.mimetype == PROBLEM
+        assert why in gone.get_json()["detail"] and "upload the file again" in gone.json["detail"]
+
+
+def test_an_expired_dry_run_is_a_conflict(api, crm):
+    import datetime as dt
+
+    from crm_core.db import utcnow
+
+    dry = upload(api, dry_run="true").get_json()
+    with crm.unit_of_work(source="test") as uow:
+        uow.session.get(ImportJob, dry["id"]).file_expires_at = utcnow() - dt.timedelta(seconds=1)
+    gone = rerun(api, dry["id"], {"dry_run": False})
+    assert gone.status_code == 409 and "its file expired" in gone.get_json()["detail"]
+    assert gone.json["type"] == "urn:crm-core:problem:conflict"
+
+
+def test_rerun_problems_name_the_field_and_change_nothing(api, crm):
+    dry = upload(api, dry_run="true").get_json()
+    cases = [
+        ({"dry_run": True, "columns": {"name": "nmae"}}, 422, "columns"),
+        ({"dry_run": True, "columns": {"Nope": "city"}}, 422, "columns"),
+        ({"columns": {"name": "name"}}, 422, "dry_run"),
+        ({"dry_run": True, "columns": {"name": 5}}, 422, "columns"),
+        ({"dry_run": True, "extra": 1}, 422, "extra"),
+    ]
+    for body, status, field in cases:
+        answer = rerun(api, dry["id"], body)
+        assert answer.status_code == status, (body, answer.get_data(as_text=True))
+        assert answer.mimetype == PROBLEM and field in answer.get_json()["errors"], body
+    unknown = rerun(api, dry["id"], {"dry_run": True, "columns": {"name": "nmae"}}).get_json()
+    assert "customer has no field 'nmae'" in str(unknown["errors"]["columns"])
+    not_json = api.post(f"/imports/{dry['id']}/rerun", data="dry_run=true",
+                        content_type="application/x-www-form-urlencoded")
+    assert not_json.status_code == 415
+    assert rerun(api, dry["id"], [1]).status_code == 400
+    with crm.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(ImportJob)) == 1
+    assert api.get(f"/imports/{dry['id']}").get_json()["file_expires_at"] is not None
+    cards = b"BEGIN:VCARD\r\nVERSION:3.0\r\nN:Kowalska;Ada;;;\r\nEND:VCARD\r\n"
+    vcf = upload(api, cards, "c.vcf", entity="contacts", dry_run="true").get_json()
+    assert vcf["columns_used"] is None and vcf["file_expires_at"] is not None
+    refused = rerun(api, vcf["id"], {"dry_run": True, "columns": {"FN": "name"}})
+    assert refused.status_code == 422 and "FN" in refused.get_json()["errors"]["columns"]
+    assert rerun(api, vcf["id"], {"dry_run": False}).get_json()["created"] == 1
+
+
+def test_only_the_uploader_runs_a_job_again(client, crm, api):
+    clerk = ApiClient(
+        client, api_token(crm, make_user(crm, "c@x.example", ["customer.view", "customer.edit"]))
+    )
+    theirs = upload(api, dry_run="true").get_json()
+    assert rerun(clerk, theirs["id"], {"dry_run": False}).status_code == 404  # not visible
+    assert rerun(clerk, 999999, {"dry_run": False}).status_code == 404
+    own = upload(clerk, dry_run="true").get_json()
+    seen = rerun(api, own["id"], {"dry_run": False})  # api sees it (audit.view): 403
+    assert seen.status_code == 403 and "only the user who uploaded" in seen.get_json()["detail"]
+    viewer = ApiClient(client, api_token(crm, make_user(crm, "v@x.example", ["customer.view"])))
+    assert rerun(viewer, own["id"], {"dry_run": False}).status_code == 403
+    with crm.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Customer)) == 0
+    assert rerun(clerk, own["id"], {"dry_run": False}).status_code == 202
+
+
+def test_the_openapi_document_describes_reruns(api):
+    document = api.get("/openapi.json").get_json()
+    operation = document["paths"]["/imports/{job_id}/rerun"]["post"]
+    assert operation["operationId"] == "imports_rerun"
+    assert {"202", "404", "409", "422"} <= set(operation["responses"])
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    schema = document["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+    assert schema["required"] == ["dry_run"] and "columns" in schema["properties"]
+    job = document["components"]["schemas"]["ImportJob"]["properties"]
+    assert {"columns_used", "file_expires_at"} <= set(job)

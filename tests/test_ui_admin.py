@@ -7,27 +7,23 @@ administration permissions get 403 and no *Admin* entry in the navigation.
 
 from __future__ import annotations
 
-import html
 import re
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import select
+from ui_support import count_rows, loyalty_plugin, statement_count
 
-from crm_core.extensions import CustomAttribute, Permission
+from crm_core.extensions import CustomAttribute
 from crm_core.models import AuditEntry, Team, User
-from crm_core.services import users
-from crm_core.testing import UiBrowser, make_user, plugin_module, ui_user
+from crm_core.testing import UiBrowser, link_of, make_user, plugin_module, ui_user
 
 
 @pytest.fixture
 def crm_plugin_modules() -> list[Any]:
     """A plugin with a permission and a custom attribute, and one refused for its API range."""
     return [
-        plugin_module(
-            "loyalty",
-            core_api=">=1.0",
-            crm_register_permissions=lambda: [Permission("loyalty.card.view", "See loyalty cards")],
+        loyalty_plugin(
             crm_register_custom_attributes=lambda: [
                 CustomAttribute("customer", "tier", "choice", label="Tier",
                                 choices=("gold", "silver"))
@@ -35,17 +31,6 @@ def crm_plugin_modules() -> list[Any]:
         ),
         plugin_module("ancient", core_api=">=9.0"),
     ]
-
-
-@pytest.fixture
-def default_roles(crm: Any) -> None:
-    with crm.unit_of_work(source="test") as uow:
-        users.ensure_default_roles(uow)
-
-
-def _users(crm: Any) -> int:
-    with crm.session_factory() as session:
-        return session.scalar(select(func.count()).select_from(User)) or 0
 
 
 def _rows(page: str) -> int:
@@ -121,7 +106,7 @@ def test_the_user_list_pages_with_a_cursor_by_email(crm, ui):
     assert _rows(first) == 50  # ui-admin@…, then user-00@… to user-48@…
     assert first.index("ui-admin@example.com") < first.index("user-00@corp.example")
     assert "user-48@corp.example" in first and "user-49@corp.example" not in first
-    following = html.unescape(re.search(r'rel="next" href="([^"]+)"', first).group(1))
+    following = link_of(first)
     second = ui.get(following)
     assert _rows(second) == 6
     assert "user-49@corp.example" in second and "user-54@corp.example" in second
@@ -159,7 +144,7 @@ def test_a_new_user_is_created_through_the_form_and_can_sign_in(crm, client, ui,
 
 
 def test_a_refused_new_user_shows_each_message_and_saves_nothing(crm, ui, default_roles):
-    before = _users(crm)
+    before = count_rows(crm, User)
     response = ui.post(
         "/admin/users/new",
         {"email": "not-an-email", "name": "x" * 201, "password": "short", "roles": ["sales"]},
@@ -183,20 +168,20 @@ def test_a_refused_new_user_shows_each_message_and_saves_nothing(crm, ui, defaul
         status=422,
     ).get_data(as_text=True)
     assert "A user with this email exists already." in page
-    assert _users(crm) == before
+    assert count_rows(crm, User) == before
 
 
 def test_users_need_user_admin(crm, client):
     ui_user(crm, "hooks@ui.example", ["webhook.admin", "plugin.admin"])
     browser = UiBrowser(client, "hooks@ui.example")
-    before = _users(crm)
+    before = count_rows(crm, User)
     assert "user.admin" in browser.get("/admin/users", status=403)
     browser.get("/admin/users/new", status=403)
     browser.post(
         "/admin/users/new", {"email": "sneaky@corp.example", "password": "long enough pw"},
         status=403,
     )
-    assert _users(crm) == before
+    assert count_rows(crm, User) == before
 
 
 def test_the_user_list_takes_as_many_queries_for_many_users_as_for_few(crm, ui):
@@ -204,26 +189,11 @@ def test_the_user_list_takes_as_many_queries_for_many_users_as_for_few(crm, ui):
         team = Team(name="South")
         uow.session.add(team)
     make_user(crm, "one@corp.example", ["customer.view"], team=team)
-    few = _statements(crm, lambda: ui.get("/admin/users"))
+    few = statement_count(crm, lambda: ui.get("/admin/users"))
     for number in range(20):
         make_user(crm, f"more-{number:02d}@corp.example", ["customer.view"], team=team)
-    many = _statements(crm, lambda: ui.get("/admin/users"))
+    many = statement_count(crm, lambda: ui.get("/admin/users"))
     assert many == few and few > 3, (few, many)
-
-
-def _statements(crm: Any, action: Any) -> int:
-    """How many SQL statements ``action`` runs."""
-    seen: list[str] = []
-
-    def count(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(crm.engine, "before_cursor_execute", count)
-    try:
-        action()
-    finally:
-        event.remove(crm.engine, "before_cursor_execute", count)
-    return len(seen)
 
 
 # -- roles ----------------------------------------------------------------------------------------

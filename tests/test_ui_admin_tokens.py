@@ -12,17 +12,13 @@ import html
 import re
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import select
+from ui_support import count_rows, statement_count
 
 from crm_core.models import ApiToken, AuditEntry
-from crm_core.testing import UiBrowser, api_token, make_user, ui_user
+from crm_core.testing import UiBrowser, api_token, link_of, make_user, ui_user
 
 CLERK_PERMISSIONS = ["customer.view", "contact.view"]
-
-
-def _tokens(crm: Any) -> int:
-    with crm.session_factory() as session:
-        return session.scalar(select(func.count()).select_from(ApiToken)) or 0
 
 
 def _stored(crm: Any, name: str) -> ApiToken:
@@ -93,7 +89,7 @@ def test_a_refused_token_shows_each_message_and_saves_nothing(crm, client):
     ).get_data(as_text=True)
     assert 'id="expires_on-errors"' in page and "Give a date, e.g. 2027-01-31." in page
     assert 'value="Later"' in page
-    assert _tokens(crm) == 0
+    assert count_rows(crm, ApiToken) == 0
 
 
 def test_revoking_a_token_stops_it_at_once(crm, app, client):
@@ -132,7 +128,7 @@ def test_an_admin_sees_and_revokes_everyones_tokens_a_page_at_a_time(crm, ui):
     first = ui.get("/admin/tokens")
     assert first.count('<th scope="row">') == 50
     assert "user-0@ui.example" in first and "user-2@ui.example" in first
-    following = html.unescape(re.search(r'rel="next" href="([^"]+)"', first).group(1))
+    following = link_of(first)
     second = ui.get(following)
     assert second.count('<th scope="row">') == 2 and "Newest" in second
     ui.get("/admin/tokens?before=x", status=400)
@@ -150,26 +146,11 @@ def test_an_admin_sees_and_revokes_everyones_tokens_a_page_at_a_time(crm, ui):
 
 def test_everyones_tokens_take_as_many_queries_for_many_users_as_for_few(crm, ui):
     api_token(crm, make_user(crm, "first@ui.example", CLERK_PERMISSIONS))
-    few = _statements(crm, lambda: ui.get("/admin/tokens"))
+    few = statement_count(crm, lambda: ui.get("/admin/tokens"))
     for number in range(10):
         api_token(crm, make_user(crm, f"more-{number}@ui.example", CLERK_PERMISSIONS))
-    many = _statements(crm, lambda: ui.get("/admin/tokens"))
+    many = statement_count(crm, lambda: ui.get("/admin/tokens"))
     assert many == few and few > 3, (few, many)
-
-
-def _statements(crm: Any, action: Any) -> int:
-    """How many SQL statements ``action`` runs."""
-    seen: list[str] = []
-
-    def count(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(crm.engine, "before_cursor_execute", count)
-    try:
-        action()
-    finally:
-        event.remove(crm.engine, "before_cursor_execute", count)
-    return len(seen)
 
 
 def test_everyones_tokens_need_user_admin(crm, client):

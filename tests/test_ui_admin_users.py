@@ -11,29 +11,16 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from ui_support import loyalty_plugin
 
-from crm_core.extensions import Permission
 from crm_core.models import AuditEntry, Role, Team, User
-from crm_core.services import users
-from crm_core.testing import UiBrowser, api_token, make_user, plugin_module, ui_user
+from crm_core.testing import UiBrowser, api_token, make_user, ui_user
 
 
 @pytest.fixture
 def crm_plugin_modules() -> list[Any]:
     """A plugin with a permission of its own, to group the role form's checkboxes by."""
-    return [
-        plugin_module(
-            "loyalty",
-            core_api=">=1.0",
-            crm_register_permissions=lambda: [Permission("loyalty.card.view", "See loyalty cards")],
-        )
-    ]
-
-
-@pytest.fixture
-def default_roles(crm: Any) -> None:
-    with crm.unit_of_work(source="test") as uow:
-        users.ensure_default_roles(uow)
+    return [loyalty_plugin()]
 
 
 @pytest.fixture

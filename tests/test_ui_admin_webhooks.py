@@ -13,12 +13,13 @@ import re
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import select
+from ui_support import count_rows, statement_count, stored_row
 
 from crm_core.db import utcnow
 from crm_core.models import AuditEntry, DeliveryAttempt, EventDelivery, OutboxEvent, Webhook
 from crm_core.services import webhooks
-from crm_core.testing import UiBrowser, ui_user
+from crm_core.testing import UiBrowser, link_of, ui_user
 
 HOOK = {"url": "https://receiver.example.com/crm", "event_types": ["contact.*"]}
 
@@ -59,21 +60,6 @@ def add_delivery(crm: Any, consumer: str, status: str, *, type: str = "contact.c
                 error="HTTP 500: boom" if number else "connection refused",
             ))
         return delivery.id
-
-
-def _stored(crm: Any, webhook_id: int) -> Webhook | None:
-    with crm.session_factory() as session:
-        return session.get(Webhook, webhook_id)
-
-
-def _delivery(crm: Any, delivery_id: int) -> EventDelivery:
-    with crm.session_factory() as session:
-        return session.get(EventDelivery, delivery_id)
-
-
-def _hooks(crm: Any) -> int:
-    with crm.session_factory() as session:
-        return session.scalar(select(func.count()).select_from(Webhook)) or 0
 
 
 def _seen(page: str) -> dict[str, str]:
@@ -135,7 +121,7 @@ def test_a_refused_webhook_shows_each_message_and_saves_nothing(crm, ui):
     ).get_data(as_text=True)
     assert "Use *, &lt;entity&gt;.* or &lt;entity&gt;.&lt;action&gt;" in page
     assert 'value="contact.*" checked' in page and 'value="Not A Type"' in page
-    assert _hooks(crm) == 0
+    assert count_rows(crm, Webhook) == 0
 
 
 def test_the_list_pages_by_id(crm, ui):
@@ -144,7 +130,7 @@ def test_the_list_pages_by_id(crm, ui):
             webhooks.create(uow, {**HOOK, "url": f"https://r{number:02d}.example.com/"})
     first = ui.get("/admin/webhooks")
     assert first.count('<th scope="row">') == 50 and "r49.example.com" in first
-    following = html.unescape(re.search(r'rel="next" href="([^"]+)"', first).group(1))
+    following = link_of(first)
     second = ui.get(following)
     assert second.count('<th scope="row">') == 2 and "r51.example.com" in second
     ui.get("/admin/webhooks?after=-1", status=400)
@@ -186,7 +172,7 @@ def test_the_delivery_log_pages_newest_first(crm, ui, hook):
     first = ui.get(f"/admin/webhooks/{hook.id}")
     assert first.count('<th scope="row"><code>') == 25
     assert f"delivery {ids[-1]} " in first and f"delivery {ids[1]} " not in first
-    following = html.unescape(re.search(r'rel="next" href="([^"]+)"', first).group(1))
+    following = link_of(first)
     second = ui.get(following)
     assert second.count('<th scope="row"><code>') == 2
     assert f"delivery {ids[0]} " in second and f"delivery {ids[1]} " in second
@@ -196,26 +182,11 @@ def test_the_delivery_log_pages_newest_first(crm, ui, hook):
 def test_the_delivery_log_takes_as_many_queries_for_many_deliveries_as_for_few(crm, ui, hook):
     consumer = webhooks.consumer_name(hook.id)
     add_delivery(crm, consumer, "dead")
-    few = _statements(crm, lambda: ui.get(f"/admin/webhooks/{hook.id}"))
+    few = statement_count(crm, lambda: ui.get(f"/admin/webhooks/{hook.id}"))
     for _ in range(10):
         add_delivery(crm, consumer, "dead")
-    many = _statements(crm, lambda: ui.get(f"/admin/webhooks/{hook.id}"))
+    many = statement_count(crm, lambda: ui.get(f"/admin/webhooks/{hook.id}"))
     assert many == few and few > 3, (few, many)
-
-
-def _statements(crm: Any, action: Any) -> int:
-    """How many SQL statements ``action`` runs."""
-    seen: list[str] = []
-
-    def count(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(crm.engine, "before_cursor_execute", count)
-    try:
-        action()
-    finally:
-        event.remove(crm.engine, "before_cursor_execute", count)
-    return len(seen)
 
 
 def test_replaying_one_dead_letter_and_all_of_them(crm, ui, hook):
@@ -227,16 +198,16 @@ def test_replaying_one_dead_letter_and_all_of_them(crm, ui, hook):
     assert f"Delivery {first} (contact.created) will be tried again." in ui.get(
         response.headers["Location"]
     )
-    replayed = _delivery(crm, first)
+    replayed = stored_row(crm, EventDelivery, first)
     assert replayed.status == "pending" and replayed.attempts == 0
-    assert _delivery(crm, second).status == "dead"
+    assert stored_row(crm, EventDelivery, second).status == "dead"
     page = ui.post(
         f"/admin/webhooks/{hook.id}/deliveries/{delivered}/replay", {}, status=409
     ).get_data(as_text=True)
     assert f"Delivery {delivered} is delivered: only dead letters can be replayed." in page
     response = ui.post(f"/admin/webhooks/{hook.id}/replay-dead", {"status": "dead"})
     assert "2 dead letters will be tried again." in ui.get(response.headers["Location"])
-    assert {_delivery(crm, ident).status for ident in (second, third)} == {"pending"}
+    assert {stored_row(crm, EventDelivery, i).status for i in (second, third)} == {"pending"}
     ui.post(f"/admin/webhooks/{hook.id}/replay-dead", {})
     assert "There were no dead letters to replay." in ui.get(f"/admin/webhooks/{hook.id}")
 
@@ -248,7 +219,7 @@ def test_a_delivery_of_another_webhook_is_not_found_here(crm, ui, hook):
     ui.post(f"/admin/webhooks/{hook.id}/deliveries/{theirs}/replay", {}, status=404)
     ui.post(f"/admin/webhooks/{hook.id}/deliveries/999999/replay", {}, status=404)
     ui.post(f"/admin/webhooks/{hook.id}/deliveries/{2**40}/replay", {}, status=404)
-    assert _delivery(crm, theirs).status == "dead"
+    assert stored_row(crm, EventDelivery, theirs).status == "dead"
 
 
 # -- disable, enable, rotate, delete ------------------------------------------------------------
@@ -264,10 +235,10 @@ def test_disabling_with_a_reason_and_enabling_again(crm, ui, hook):
     assert "The webhook is disabled" in page
     assert 'state-inactive">disabled</span> ERP upgrade' in page
     assert "ERP upgrade" in ui.get("/admin/webhooks")
-    stored = _stored(crm, hook.id)
+    stored = stored_row(crm, Webhook, hook.id)
     assert not stored.active and stored.disabled_reason == "ERP upgrade"
     ui.post(f"/admin/webhooks/{hook.id}/enable", _seen(page))
-    stored = _stored(crm, hook.id)
+    stored = stored_row(crm, Webhook, hook.id)
     assert stored.active and stored.disabled_reason is None and stored.failure_streak == 0
     assert "The webhook is enabled." in ui.get(f"/admin/webhooks/{hook.id}")
 
@@ -279,7 +250,7 @@ def test_a_refused_reason_is_explained_and_nothing_changes(crm, ui, hook):
     ).get_data(as_text=True)
     assert 'id="reason-errors"' in page and "Use at most 500 characters." in page
     assert 'aria-invalid="true"' in page and f'value="{"r" * 501}"' in page
-    assert _stored(crm, hook.id).active
+    assert stored_row(crm, Webhook, hook.id).active
     ui.post(f"/admin/webhooks/{hook.id}/disable", {"reason": "x"}, status=400)  # no version
 
 
@@ -297,7 +268,7 @@ def test_an_action_on_a_webhook_changed_meanwhile_shows_what_changed(crm, ui, ho
             r'<td>https://receiver.example.com/crm</td>', page
         ), action
         assert "<th scope=\"row\">State</th>" not in page
-    stored = _stored(crm, hook.id)
+    stored = stored_row(crm, Webhook, hook.id)
     assert stored.active and stored.secret == hook.secret and stored.version == 2
 
 
@@ -308,7 +279,7 @@ def test_rotating_the_secret_shows_the_new_one_once(crm, ui, hook):
     page = response.get_data(as_text=True)
     secret = re.search(r'id="signing-secret" type="text" readonly value="([^"]+)"', page).group(1)
     assert "New signing secret" in page and secret != hook.secret
-    assert _stored(crm, hook.id).secret == secret
+    assert stored_row(crm, Webhook, hook.id).secret == secret
 
 
 def test_deleting_asks_first_then_deletes(crm, ui, hook):
@@ -317,7 +288,7 @@ def test_deleting_asks_first_then_deletes(crm, ui, hook):
     response = ui.post(f"/admin/webhooks/{hook.id}/delete", _seen(page))
     assert response.headers["Location"] == "/admin/webhooks"
     assert f"The webhook for {HOOK['url']} was deleted." in ui.get("/admin/webhooks")
-    assert _stored(crm, hook.id) is None
+    assert count_rows(crm, Webhook, Webhook.id == hook.id) == 0
     ui.get(f"/admin/webhooks/{hook.id}", status=404)
     ui.get(f"/admin/webhooks/{hook.id}/delete", status=404)
 
@@ -338,6 +309,6 @@ def test_webhooks_need_webhook_admin(crm, client, hook):
     for action in ("disable", "enable", "rotate-secret", "delete", "replay-dead"):
         browser.post(f"/admin/webhooks/{hook.id}/{action}", seen, status=403)
     browser.post(f"/admin/webhooks/{hook.id}/deliveries/{dead}/replay", {}, status=403)
-    stored = _stored(crm, hook.id)
-    assert stored.active and stored.secret == hook.secret and _hooks(crm) == 1
-    assert _delivery(crm, dead).status == "dead"
+    stored = stored_row(crm, Webhook, hook.id)
+    assert stored.active and stored.secret == hook.secret and count_rows(crm, Webhook) == 1
+    assert stored_row(crm, EventDelivery, dead).status == "dead"

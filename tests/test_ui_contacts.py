@@ -8,18 +8,16 @@ conflicting edits, permissions (403) and contacts the user may not see (404).
 from __future__ import annotations
 
 import datetime as dt
-import html
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import select
+from ui_support import count_rows, stored_row
 
 from crm_core.models import AuditEntry, Contact, ContactEmail, ContactPhone, Customer
 from crm_core.services import contacts, customers, interactions
-from crm_core.testing import UiBrowser, ui_user
+from crm_core.testing import UiBrowser, link_of, sql_statements, ui_user
 
 SELLER_PERMISSIONS = [
     "customer.view", "customer.edit", "contact.view", "contact.edit", "interaction.view",
@@ -43,39 +41,6 @@ def ada(crm: Any, acme: Customer) -> Contact:
                         {"label": "home", "email": "ada@home.example"}],
              "phones": [{"label": "mobile", "number": "030 1234567"}]},
         )
-
-
-def _count(crm: Any, model: Any, *where: Any) -> int:
-    with crm.session_factory() as session:
-        return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
-
-
-def _next_link(page: str, rel: str = "next") -> str:
-    found = re.search(rf'rel="{rel}" href="([^"]+)"', page)
-    assert found, f"no {rel} link"
-    return html.unescape(found.group(1))
-
-
-@contextmanager
-def _statements(crm: Any) -> Iterator[list[str]]:
-    """The SQL statements run inside the block."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(crm.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(crm.engine, "before_cursor_execute", record)
-
-
-def _contact(crm: Any, contact_id: int) -> Contact:
-    with crm.session_factory() as session:
-        found = session.get(Contact, contact_id)
-        assert found is not None
-        return found
 
 
 # -- the list -------------------------------------------------------------------------------------
@@ -109,7 +74,7 @@ def test_the_list_pages_by_last_name_with_one_query_for_customer_names(crm, ui, 
               "emails": [{"email": f"p{n}@firm.example"}]}
              for n, firm in enumerate(others)],
         )
-    with _statements(crm) as statements:
+    with sql_statements(crm) as statements:
         first = ui.get("/contacts")
     customer_queries = [s for s in statements if "FROM customer" in s and "contact" not in s]
     assert len(customer_queries) == 1, customer_queries  # one for the page, not one per row
@@ -117,7 +82,7 @@ def test_the_list_pages_by_last_name_with_one_query_for_customer_names(crm, ui, 
     assert "Person 00" in first and "Person 49" in first and "Person 50" not in first
     assert first.index("Person 07") < first.index("Person 08")
     assert "Firm 49" in first
-    second = ui.get(_next_link(first))
+    second = ui.get(link_of(first))
     assert second.count('<th scope="row">') == 5 and "Person 54" in second
     assert 'rel="next"' not in second and "First page" in second
     ui.get("/contacts?cursor=not-a-cursor", status=400)
@@ -152,7 +117,7 @@ def test_a_seller_lists_and_opens_only_contacts_they_may_see(crm, client, ada):
     assert "There is no contact" in browser.get(f"/contacts/{ada.id}", status=404)
     browser.get(f"/contacts/{ada.id}/edit", status=404)
     browser.post(f"/contacts/{ada.id}/edit", {"version": "1", "last_name": "X"}, status=404)
-    assert _contact(crm, ada.id).last_name == "Kowalska"
+    assert stored_row(crm, Contact, ada.id).last_name == "Kowalska"
     ui_get = browser.get("/contacts/999999", status=404)
     assert "There is no contact" in ui_get
 
@@ -191,7 +156,7 @@ def test_the_contact_page_lists_interactions_newest_first_with_older_pages(crm, 
     assert first.count('class="entry type-interaction"') == 25
     assert first.index("Call 29") < first.index("Call 28") and "Call 04" not in first
     assert "Not about Ada" not in first
-    older = ui.get(_next_link(first))
+    older = ui.get(link_of(first))
     assert older.count('class="entry type-interaction"') == 5
     assert "Call 04" in older and "Call 00" in older and "Call 05" not in older
     assert 'rel="next"' not in older and ">Newest</a>" in older
@@ -259,7 +224,7 @@ def test_a_new_contact_is_created_with_its_rows_in_order(crm, ui, acme):
 
 
 def test_bad_input_shows_each_message_beside_its_row_and_saves_nothing(crm, ui, acme):
-    before = _count(crm, Contact)
+    before = count_rows(crm, Contact)
     response = ui.post(
         "/contacts/new",
         {"first_name": "", "last_name": "", "customer_id": str(acme.id),
@@ -285,8 +250,8 @@ def test_bad_input_shows_each_message_beside_its_row_and_saves_nothing(crm, ui, 
     assert 'name="emails-1-email" type="email" value="not-an-email"' in page
     assert 'name="emails-0-email" type="email" value="good@acme.example"' in page
     assert 'name="emails-3-email"' in page and 'name="emails-4-email"' not in page
-    assert _count(crm, Contact) == before
-    assert _count(crm, ContactEmail) == 0 and _count(crm, ContactPhone) == 0
+    assert count_rows(crm, Contact) == before
+    assert count_rows(crm, ContactEmail) == 0 and count_rows(crm, ContactPhone) == 0
 
 
 def test_what_no_database_can_store_is_refused_not_a_server_error(crm, ui, ada, acme):
@@ -304,7 +269,7 @@ def test_what_no_database_can_store_is_refused_not_a_server_error(crm, ui, ada, 
     ui.post(
         f"/contacts/{ada.id}/edit", _edit_form(ada, acme, customer_id="4294967296"), status=422
     )
-    assert _count(crm, Contact) == 1 and _contact(crm, ada.id).version == 1
+    assert count_rows(crm, Contact) == 1 and stored_row(crm, Contact, ada.id).version == 1
 
 
 def test_a_seller_cannot_attach_a_contact_to_a_customer_they_may_not_see(crm, client, acme):
@@ -316,7 +281,7 @@ def test_a_seller_cannot_attach_a_contact_to_a_customer_they_may_not_see(crm, cl
         "/contacts/new", {"last_name": "Sneaky", "customer_id": str(acme.id)}, status=422
     )
     assert 'id="customer_id-errors"' in response.get_data(as_text=True)
-    assert _count(crm, Contact) == 0
+    assert count_rows(crm, Contact) == 0
 
 
 # -- edit -----------------------------------------------------------------------------------------
@@ -363,7 +328,7 @@ def test_editing_reorders_rows_drops_emptied_ones_and_stamps_consent(crm, ui, ad
         }),
     )
     assert response.headers["Location"] == f"/contacts/{ada.id}"
-    stored = _contact(crm, ada.id)
+    stored = stored_row(crm, Contact, ada.id)
     assert stored.job_title == "Head of purchasing" and stored.version == 2
     assert [e.email for e in stored.emails] == ["ada@home.example", "ada@acme.example"]
     assert stored.phones == []
@@ -384,7 +349,7 @@ def test_edit_errors_show_beside_the_row_and_change_nothing(crm, ui, ada, acme):
     page = response.get_data(as_text=True)
     assert 'id="emails-1-email-errors"' in page and 'value="broken@"' in page
     assert 'id="customer_id-errors"' in page
-    stored = _contact(crm, ada.id)
+    stored = stored_row(crm, Contact, ada.id)
     assert stored.version == 1 and [e.email for e in stored.emails][1] == "ada@home.example"
     ui.post(f"/contacts/{ada.id}/edit", {"version": "x", "last_name": "Y"}, status=400)
 
@@ -409,9 +374,9 @@ def test_editing_after_someone_else_saved_shows_what_differs(crm, ui, ada, acme)
     assert "First name" not in page.split("<tbody>")[1].split("</tbody>")[0]
     assert 'name="version" value="2"' in page
     assert 'value="Chief buyer"' in page  # the user's input stays
-    assert _contact(crm, ada.id).job_title == "Procurement lead"
+    assert stored_row(crm, Contact, ada.id).job_title == "Procurement lead"
     ui.post(f"/contacts/{ada.id}/edit", {**mine, "version": "2"})
-    assert _contact(crm, ada.id).job_title == "Chief buyer"
+    assert stored_row(crm, Contact, ada.id).job_title == "Chief buyer"
 
 
 # -- permissions ----------------------------------------------------------------------------------
@@ -425,7 +390,8 @@ def test_contact_pages_and_forms_need_their_permissions(crm, app, client, ada, a
     viewer.post("/contacts/new", {"last_name": "Sneaky"}, status=403)
     viewer.get(f"/contacts/{ada.id}/edit", status=403)
     viewer.post(f"/contacts/{ada.id}/edit", _edit_form(ada, acme, last_name="Changed"), status=403)
-    assert _count(crm, Contact) == 1 and _contact(crm, ada.id).last_name == "Kowalska"
+    assert count_rows(crm, Contact) == 1
+    assert stored_row(crm, Contact, ada.id).last_name == "Kowalska"
 
     ui_user(crm, "stranger@ui.example", ["customer.view"])
     stranger = UiBrowser(app.test_client(), "stranger@ui.example")

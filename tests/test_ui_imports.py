@@ -1,22 +1,28 @@
 """The import pages of the UI: upload, the job's page, running again, for real, mappings.
 
 With the test setting ``queue_url = "memory://"`` a queued job runs at once, so an
-upload's job has finished when the upload's redirect arrives.
+upload's job has finished when the upload's redirect arrives. The UI keeps no state of
+its own: every test checks that the only files in the instance folder are the uploads
+core's import jobs hold (``import_job.path``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from crm_core.db import utcnow
 from crm_core.imports import ImportOptions, create_job
-from crm_core.models import Customer, ImportJob, ImportMapping
+from crm_core.imports.jobs import uploads_folder
+from crm_core.models import Customer, ImportJob, ImportMapping, User
 from crm_core.testing import ApiClient, UiBrowser, api_token, ui_user
 
 pytestmark = pytest.mark.plugins()
@@ -47,9 +53,32 @@ def job_id_of(response: Any) -> int:
     return int(found.group(1))
 
 
+def instance_files(crm: Any) -> list[Path]:
+    """Every file in the instance folder."""
+    folder = Path(crm.settings.instance_path)
+    return sorted(path for path in folder.rglob("*") if path.is_file())
+
+
 def kept_files(crm: Any) -> list[Path]:
-    folder = Path(crm.settings.instance_path) / "ui-imports" / "kept"
-    return [path for path in folder.rglob("*") if path.is_file()] if folder.exists() else []
+    """The uploads the import jobs keep (the files of dry runs, until they expire)."""
+    with crm.session_factory() as session:
+        paths = session.scalars(
+            select(ImportJob.path).where(ImportJob.file_expires_at.is_not(None))
+        ).all()
+    return sorted(Path(path) for path in paths)
+
+
+@pytest.fixture(autouse=True)
+def no_side_files(crm: Any) -> Iterator[None]:
+    """After each test, every file in the instance folder is an upload a job holds."""
+    yield
+    with crm.session_factory() as session:
+        held = {Path(path) for path in session.scalars(select(ImportJob.path)) if path}
+    folder = uploads_folder(crm)
+    strays = [
+        path for path in instance_files(crm) if path not in held or folder not in path.parents
+    ]
+    assert strays == [], "files the import jobs do not hold"
 
 
 # -- the list, the form and the navigation --------------------------------------------------------
@@ -96,13 +125,17 @@ def test_a_dry_run_shows_counts_mapping_and_rejections_then_imports_for_real(crm
     assert '<label for="column-1">email</label>' in page
     assert '<option value="email" selected>email</option>' in page
     assert "Run again with this mapping" in page and "Save mapping" in page
-    assert "Import for real" in page and len(kept_files(crm)) == 1
+    assert "Import for real" in page
+    with crm.session_factory() as session:
+        dry = session.get(ImportJob, dry_id)
+        assert dry.columns_used == {"name": "name", "email": "email"}
+    assert kept_files(crm) == instance_files(crm) == [Path(dry.path)]
 
     real = ui.post(f"/imports/{dry_id}/import", {})
     real_id = job_id_of(real)
     assert real_id != dry_id
     assert _count(crm, Customer) == 2
-    assert kept_files(crm) == []  # imported for real: the file is no longer kept
+    assert kept_files(crm) == instance_files(crm) == []  # imported for real: deleted
     page = ui.get(f"/imports/{real_id}")
     assert "people.csv is being imported for real." in page
     assert ">dry run</span>" not in page and "<dt>Created</dt><dd>2</dd>" in page
@@ -115,7 +148,8 @@ def test_a_dry_run_shows_counts_mapping_and_rejections_then_imports_for_real(crm
     # Too late: the file is gone.
     gone = ui.post(f"/imports/{dry_id}/import", {})
     assert gone.headers["Location"] == f"/imports/{dry_id}"
-    assert "no longer kept: upload it again" in ui.get(f"/imports/{dry_id}")
+    assert (f"Import {dry_id} cannot run again: its file is no longer kept"
+            in ui.get(f"/imports/{dry_id}"))
     assert _count(crm, ImportJob) == 2
 
 
@@ -169,8 +203,15 @@ def test_running_again_with_another_mapping_then_for_real(crm, ui):
     assert '<option value="region" selected>region</option>' in page
     assert '<option value="industry" selected>industry</option>' in page
     with crm.session_factory() as session:
-        options = session.get(ImportJob, again_id).options
-    assert options["columns"] == {"Town": "region", "Notes": "industry"}  # only the changes
+        again_job = session.get(ImportJob, again_id)
+        first = session.get(ImportJob, dry_id)
+    assert again_job.options["columns"] == {"Town": "region", "Notes": "industry"}  # changes
+    assert list(again_job.columns_used.items()) == [
+        ("Company", "name"), ("Town", "region"), ("Notes", "industry")
+    ]
+    assert (first.path, first.file_expires_at) == (None, None)  # handed over
+    assert kept_files(crm) == instance_files(crm) == [Path(again_job.path)]
+    assert "Run again with this mapping" not in ui.get(f"/imports/{dry_id}")
     assert _count(crm, Customer) == 0
     real_id = job_id_of(ui.post(f"/imports/{again_id}/import", {}))
     with crm.session_factory() as session:
@@ -358,13 +399,66 @@ def test_a_queued_job_refreshes_its_page_and_the_list_pages_with_a_cursor(crm, u
     ui.get("/imports?cursor=not-a-cursor", status=400)
 
 
+def test_an_expired_file_cannot_run_again_and_the_page_says_so(crm, ui):
+    dry_id = job_id_of(upload(ui, FIRMS, "firms.csv"))
+    with crm.unit_of_work(source="test") as uow:
+        uow.session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == dry_id)
+            .values(file_expires_at=utcnow() - dt.timedelta(minutes=1))
+        )
+    page = ui.get(f"/imports/{dry_id}")
+    assert "Import for real" not in page and "Run again with this mapping" not in page
+    assert "The file is no longer kept" in page
+    assert '<th scope="row">Town</th>' in page  # the mapping used, read-only
+    for action, form in (("import", {}), ("again", {"column-1": "region"})):
+        gone = ui.post(f"/imports/{dry_id}/{action}", form)
+        assert gone.headers["Location"] == f"/imports/{dry_id}"
+        assert "its file expired" in ui.get(f"/imports/{dry_id}")
+    assert _count(crm, ImportJob) == 1
+
+
+def test_a_dry_run_uploaded_through_the_api_runs_again_here(client, crm, ui):
+    with crm.session_factory() as session:
+        admin = session.scalars(select(User).where(User.email == "ui-admin@example.com")).one()
+    api = ApiClient(client, api_token(crm, admin))
+    dry = api.post("/imports", data={"entity": "customers", "dry_run": "true",
+                                     "file": (io.BytesIO(FIRMS), "firms.csv")},
+                   content_type="multipart/form-data").get_json()
+    assert dry["columns_used"] == {"Company": "name", "Town": "city", "Notes": ""}
+    page = ui.get(f"/imports/{dry['id']}")
+    assert '<option value="city" selected>city</option>' in page
+    assert "Import for real" in page and "only the columns mapped explicitly" not in page
+    real_id = job_id_of(ui.post(f"/imports/{dry['id']}/import", {}))
+    assert api.get(f"/imports/{real_id}").get_json()["created"] == 2
+    assert _count(crm, Customer) == 2 and instance_files(crm) == []
+
+
+def test_the_ui_writes_no_file_of_its_own(crm, ui):
+    """Uploads, dry runs, runs again and real imports leave only the jobs' uploads."""
+    dry_id = job_id_of(upload(ui, FIRMS, "firms.csv"))
+    ui.post(f"/imports/{dry_id}/mapping", {"name": "Firms"})
+    again_id = job_id_of(ui.post(f"/imports/{dry_id}/again", {"column-1": "region"}))
+    ui.post(f"/imports/{again_id}/again", {"column-0": "", "column-1": "nmae"}, status=422)
+    upload(ui, dry_run=None)
+    upload(ui, b"", status=422)
+    files = instance_files(crm)
+    assert len(files) == 1 and files == kept_files(crm)
+    assert uploads_folder(crm) in files[0].parents
+    job_id_of(ui.post(f"/imports/{again_id}/import", {}))
+    assert instance_files(crm) == []
+
+
 def test_a_vcard_dry_run_has_no_columns_and_imports_for_real(crm, ui):
     cards = b"BEGIN:VCARD\r\nVERSION:3.0\r\nN:Kowalska;Ada;;;\r\nFN:Ada Kowalska\r\nEND:VCARD\r\n"
     dry_id = job_id_of(upload(ui, cards, "phone.vcf", entity="contacts"))
     page = ui.get(f"/imports/{dry_id}")
     assert "vCards are read by property" in page and "Run again with this mapping" not in page
     assert "Save mapping" not in page and "<dt>Created</dt><dd>1</dd>" in page
+    assert len(kept_files(crm)) == 1
     real_id = job_id_of(ui.post(f"/imports/{dry_id}/import", {}))
     with crm.session_factory() as session:
         job = session.get(ImportJob, real_id)
         assert (job.format, job.dry_run, job.created_count) == ("vcf", False, 1)
+        assert job.columns_used is None and session.get(ImportJob, dry_id).columns_used is None
+    assert instance_files(crm) == []

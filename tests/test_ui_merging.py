@@ -13,7 +13,8 @@ import re
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
+from ui_support import count_rows
 
 from crm_core.models import AuditEntry, Contact, Customer, Interaction
 from crm_core.services import contacts, customers, interactions
@@ -62,13 +63,8 @@ def pair(crm: Any) -> dict[str, Any]:
     return {"acme": acme, "duplicate": duplicate, "globex": globex, "contacts": people}
 
 
-def _count(crm: Any, model: Any, *where: Any) -> int:
-    with crm.session_factory() as session:
-        return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
-
-
 def _merges(crm: Any) -> int:
-    return _count(crm, AuditEntry, AuditEntry.action == "merged")
+    return count_rows(crm, AuditEntry, AuditEntry.action == "merged")
 
 
 def _choices(page: str) -> dict[str, str]:
@@ -153,8 +149,8 @@ def test_merging_moves_everything_and_the_survivor_page_offers_the_undo(crm, ui,
         assert merged.archived and merged.merged_into_id == acme.id
         source = session.scalar(select(AuditEntry.source).where(AuditEntry.action == "merged"))
     assert source == "ui"
-    assert _count(crm, Contact, Contact.customer_id == acme.id) == 3
-    assert _count(crm, Interaction, Interaction.customer_id == acme.id) == 3
+    assert count_rows(crm, Contact, Contact.customer_id == acme.id) == 3
+    assert count_rows(crm, Interaction, Interaction.customer_id == acme.id) == 3
     page = ui.get(f"/customers/{acme.id}")
     assert "Acme Corp. was merged into ACME GmbH." in page
     assert "Undo the merge" in page
@@ -180,10 +176,10 @@ def test_undoing_the_merge_brings_both_customers_back(crm, ui, pair):
             select(AuditEntry.source).where(AuditEntry.action == "merge_undone")
         ))
     assert actions == ["ui", "ui"]  # the survivor's entry and the restored record's
-    assert _count(crm, Contact, Contact.customer_id == duplicate.id) == 2
-    assert _count(crm, Interaction, Interaction.customer_id == duplicate.id) == 3
+    assert count_rows(crm, Contact, Contact.customer_id == duplicate.id) == 2
+    assert count_rows(crm, Interaction, Interaction.customer_id == duplicate.id) == 3
     ui.post(action, {}, status=422)  # undone already: the service refuses, nothing changes
-    assert _count(crm, Contact, Contact.customer_id == duplicate.id) == 2
+    assert count_rows(crm, Contact, Contact.customer_id == duplicate.id) == 2
 
 
 def test_an_undo_that_would_lose_later_work_is_refused_with_the_reasons(crm, ui, pair):
@@ -231,7 +227,7 @@ def test_bad_choices_are_explained_per_field_and_nothing_is_merged(crm, ui, pair
     assert 'id="keep_phone-errors"' not in page
     assert _choices(page)["keep_industry"] == str(duplicate.id)  # what was chosen stays
     assert "Nothing was merged" in page
-    assert _merges(crm) == 0 and _count(crm, Customer, Customer.archived.is_(True)) == 0
+    assert _merges(crm) == 0 and count_rows(crm, Customer, Customer.archived.is_(True)) == 0
     ui.post(f"/customers/{acme.id}/merge/{duplicate.id}", {"version": "x"}, status=400)
     ui.get(f"/customers/{acme.id}/merge/{acme.id}", status=400)
 
@@ -359,7 +355,7 @@ def test_contact_duplicates_merge_and_undo(crm, ui, people):
         assert merged.job_title == "Head of purchasing"
         assert [row.email for row in merged.emails] == ["ada@acme.example", "ada@home.example"]
         assert session.get(Contact, again.id).merged_into_id == ada.id
-    assert _count(crm, Interaction, Interaction.contact_id == ada.id) == 1
+    assert count_rows(crm, Interaction, Interaction.contact_id == ada.id) == 1
 
     ui.post(_undo_action(page), {})
     assert "The merge was undone" in ui.get(f"/contacts/{ada.id}/duplicates")
@@ -368,7 +364,7 @@ def test_contact_duplicates_merge_and_undo(crm, ui, people):
         assert restored.job_title == "Buyer"
         assert [row.email for row in restored.emails] == ["ada@acme.example"]
         assert not session.get(Contact, again.id).archived
-    assert _count(crm, Interaction, Interaction.contact_id == again.id) == 1
+    assert count_rows(crm, Interaction, Interaction.contact_id == again.id) == 1
 
 
 def test_contact_merges_need_contact_merge_and_bad_input_saves_nothing(crm, app, ui, people):
@@ -384,4 +380,4 @@ def test_contact_merges_need_contact_merge_and_bad_input_saves_nothing(crm, app,
     assert "contact.merge" in browser.get(f"/contacts/{ada.id}/merge/{again.id}", status=403)
     browser.post(f"/contacts/{ada.id}/merge/{again.id}", form, status=403)
     ui.get("/contacts/999999/duplicates", status=404)
-    assert _merges(crm) == 0 and _count(crm, Contact, Contact.archived.is_(True)) == 0
+    assert _merges(crm) == 0 and count_rows(crm, Contact, Contact.archived.is_(True)) == 0

@@ -8,7 +8,6 @@ from a plugin registered in the test.
 from __future__ import annotations
 
 import datetime as dt
-import html
 import io
 import re
 import sys
@@ -18,12 +17,13 @@ from typing import Any
 import pytest
 from flask import Blueprint
 from pypdf import PdfReader
-from sqlalchemy import func, select
+from sqlalchemy import select
+from ui_support import count_rows
 
 from crm_core.extensions import ListColumn, MenuItem, Panel, TimelineEntry, TimelineRenderer
 from crm_core.models import AuditEntry, Customer, Interaction, SavedView
 from crm_core.services import contacts, customers, interactions
-from crm_core.testing import UiBrowser, plugin_module, ui_user
+from crm_core.testing import UiBrowser, link_of, plugin_module, ui_user
 
 SELLER_PERMISSIONS = [
     "customer.view", "customer.edit", "contact.view", "interaction.view", "interaction.edit",
@@ -110,11 +110,6 @@ def acme(crm: Any) -> Customer:
     return customer
 
 
-def _count(crm: Any, model: Any, *where: Any) -> int:
-    with crm.session_factory() as session:
-        return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
-
-
 # -- signing in, navigation, dashboard -----------------------------------------------------------
 
 
@@ -157,7 +152,7 @@ def test_the_list_searches_filters_sorts_and_pages_with_a_cursor(crm, admin, acm
     first = admin.get("/customers")
     assert first.count('<th scope="row">') == 50
     assert "ACME Tools GmbH" in first and "Zeta 48 AB" in first and "Zeta 49 AB" not in first
-    following = html.unescape(re.search(r'rel="next" href="([^"]+)"', first).group(1))
+    following = link_of(first)
     second = admin.get(following)
     assert second.count('<th scope="row">') == 6 and "Zeta 54 AB" in second
     assert 'rel="next"' not in second and "First page" in second
@@ -228,7 +223,7 @@ def test_logging_a_call_puts_it_at_the_top_of_the_timeline(crm, admin, acme):
 
 
 def test_bad_quick_log_input_is_explained_and_nothing_is_saved(crm, admin, acme):
-    before = _count(crm, Interaction)
+    before = count_rows(crm, Interaction)
     response = admin.post(
         f"/customers/{acme.id}/interactions",
         {"channel": "telepathy", "subject": "x" * 501, "contact_id": "999999"},
@@ -243,7 +238,7 @@ def test_bad_quick_log_input_is_explained_and_nothing_is_saved(crm, admin, acme)
         status=422,
     )
     assert "Give a date and time" in response.get_data(as_text=True)
-    assert _count(crm, Interaction) == before
+    assert count_rows(crm, Interaction) == before
 
 
 # -- create and edit ------------------------------------------------------------------------------
@@ -258,7 +253,7 @@ def test_a_new_customer_form_explains_each_bad_field_and_saves_nothing(crm, admi
         assert f'id="{name}-errors"' in page, name
     assert 'value="not-an-email"' in page  # what was typed stays
     assert "nothing was saved" in page
-    assert _count(crm, Customer) == 0
+    assert count_rows(crm, Customer) == 0
 
 
 def test_a_new_customer_is_created_and_opened(crm, admin):
@@ -277,7 +272,7 @@ def test_a_new_customer_is_created_and_opened(crm, admin):
 def test_a_failing_plugin_saves_nothing_and_says_so(crm, admin):
     response = admin.post("/customers/new", {"name": "Explode Ltd"}, status=500)
     assert "nothing was saved" in response.get_data(as_text=True)
-    assert _count(crm, Customer) == 0
+    assert count_rows(crm, Customer) == 0
 
 
 def test_editing_after_someone_else_saved_shows_both_versions(crm, admin, acme):
@@ -320,7 +315,7 @@ def test_pages_and_actions_need_their_permissions(crm, client, acme):
     viewer.get(f"/customers/{acme.id}/edit", status=403)
     viewer.post(f"/customers/{acme.id}/interactions", {"channel": "call"}, status=403)
     viewer.post("/customers/new", {"name": "Sneaky Ltd"}, status=403)
-    assert _count(crm, Customer) == 1
+    assert count_rows(crm, Customer) == 1
 
 
 # -- printouts ------------------------------------------------------------------------------------
@@ -375,7 +370,7 @@ def test_what_no_database_stores_is_refused_on_both_engines(crm, admin, acme):
     assert 'id="city-errors"' in response.get_data(as_text=True)
     admin.post(f"/customers/{acme.id}/interactions",
                {"channel": "call", "subject": "x", "contact_id": "4294967296"}, status=422)
-    assert _count(crm, Customer) == 1 and _count(crm, Interaction) == 1
+    assert count_rows(crm, Customer) == 1 and count_rows(crm, Interaction) == 1
 
 
 # -- saved views ----------------------------------------------------------------------------------
@@ -402,4 +397,4 @@ def test_a_user_saves_views_of_the_list_and_only_sees_their_own(crm, client, adm
     assert "Berlin customers" not in other.get("/customers")
     other.post(f"/customers/views/{views[0].id}/delete", {}, status=404)
     admin.post(f"/customers/views/{views[0].id}/delete", {})
-    assert _count(crm, SavedView) == 0
+    assert count_rows(crm, SavedView) == 0

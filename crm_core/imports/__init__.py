@@ -5,14 +5,20 @@ hooks, audit, outbox, ``crm_on_*`` hooks), in batches of one transaction each; s
 ``docs/import.md``. The CLI (``crm import``) and the API (``POST /api/v1/imports``)
 both create an :class:`~crm_core.models.ImportJob` and run it with
 :func:`run_import_job` (the API through the task queue, job ``crm_core.import``).
+A dry run keeps its uploaded file for a day; :func:`rerun` runs it again as a new job.
 """
 
 from crm_core.imports.jobs import (
     JOB_NAME,
+    KEEP_DRY_RUN_FILE,
+    RerunError,
     create_job,
     find_mapping,
+    kept_file,
     options_from_mapping,
+    prune_kept_files,
     report_lines,
+    rerun,
     run_import_job,
     save_mapping,
     write_report,
@@ -30,17 +36,22 @@ from crm_core.imports.runner import (
 
 __all__ = [
     "JOB_NAME",
+    "KEEP_DRY_RUN_FILE",
     "ImportOptions",
     "ImportRunner",
     "ImportSummary",
     "MappingError",
     "ReadError",
     "Rejection",
+    "RerunError",
     "create_job",
     "find_mapping",
     "format_for",
+    "kept_file",
     "options_from_mapping",
+    "prune_kept_files",
     "report_lines",
+    "rerun",
     "resolve_mapping",
     "run_import",
     "run_import_job",

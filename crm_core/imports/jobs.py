@@ -6,6 +6,12 @@ for a file on disk; :func:`run_import_job` runs it (the task queue's job
 rejected rows to the database as it goes; :func:`report_lines` streams the rejected
 rows as CSV (``line,column,value,reason``). Saved mappings are
 :class:`~crm_core.models.ImportMapping` rows: :func:`save_mapping`, :func:`find_mapping`.
+
+An uploaded file is deleted once its job has run, except the file of a dry run that
+succeeded: the job keeps it for :data:`KEEP_DRY_RUN_FILE` (``file_expires_at``) so that
+:func:`rerun` can run it again, with another mapping or for real, as a new job that
+takes the file over. :func:`prune_kept_files` (the hourly ``crm_core.prune_import_files``
+task) deletes the kept files whose time is up.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ from sqlalchemy.orm import Session
 
 from crm_core.authz import require
 from crm_core.db import utcnow
-from crm_core.errors import CRMError
-from crm_core.imports.mapping import MappingError, entity_name
+from crm_core.errors import CRMError, NotFoundError, PermissionDenied
+from crm_core.ids import MAX_ID
+from crm_core.imports.mapping import MappingError, entity_name, normalise
 from crm_core.imports.reading import ReadError
-from crm_core.imports.runner import ImportOptions, Progress, run_import
+from crm_core.imports.runner import ImportOptions, Progress, preflight, run_import
 from crm_core.models import ImportJob, ImportMapping, ImportRejection, ImportStatus, User
 from crm_core.services.unit_of_work import UnitOfWork
 
@@ -39,7 +46,13 @@ log = logging.getLogger(__name__)
 #: The task queue's name of :func:`run_import_job`.
 JOB_NAME = "crm_core.import"
 REPORT_HEADER = ("line", "column", "value", "reason")
+#: How long a dry run keeps its uploaded file for running it again (:func:`rerun`).
+KEEP_DRY_RUN_FILE = dt.timedelta(hours=24)
 _FINISHED = (ImportStatus.SUCCEEDED.value, ImportStatus.FAILED.value)
+
+
+class RerunError(CRMError):
+    """An import job cannot run again: it has not finished, or its file is gone."""
 
 
 def uploads_folder(crm: CRM) -> Path:
@@ -89,7 +102,9 @@ def run_import_job(crm: CRM, job_id: int, progress: Progress | None = None) -> N
     A job that already ran (succeeded or failed) or that another worker runs is left
     alone. A file that cannot be read, wrong options or an unexpected error mark the
     job ``failed`` with the error; rejected rows do not (the job ``succeeded``).
-    An uploaded file under :func:`uploads_folder` is deleted once the job has run.
+    An uploaded file under :func:`uploads_folder` is deleted once the job has run,
+    unless the job is a dry run that succeeded: that file is kept for
+    :data:`KEEP_DRY_RUN_FILE` (``file_expires_at``), for :func:`rerun`.
     """
     with crm.unit_of_work(source="import") as uow:
         claimed = uow.session.execute(
@@ -117,7 +132,7 @@ def run_import_job(crm: CRM, job_id: int, progress: Progress | None = None) -> N
             dry_run=job.dry_run,
             batch_size=job.options.get("batch_size"),
         )
-        path = job.path
+        path, dry_run = job.path, job.dry_run
         created_by_id, scopes = job.created_by_id, tuple(job.options.get("scopes") or ())
     error: str | None = None
     try:
@@ -133,6 +148,7 @@ def run_import_job(crm: CRM, job_id: int, progress: Progress | None = None) -> N
     except Exception as exc:  # the job must end as failed, whatever happened
         log.exception("import job %s failed", job_id)
         error = f"{type(exc).__name__}: {exc}"
+    keep = error is None and dry_run and path is not None and _is_upload(crm, Path(path))
     with crm.unit_of_work(source="import") as uow:
         uow.session.execute(
             update(ImportJob)
@@ -141,9 +157,10 @@ def run_import_job(crm: CRM, job_id: int, progress: Progress | None = None) -> N
                 status=ImportStatus.FAILED.value if error else ImportStatus.SUCCEEDED.value,
                 error=error,
                 finished_at=utcnow(),
+                file_expires_at=utcnow() + KEEP_DRY_RUN_FILE if keep else None,
             )
         )
-    if path is not None:
+    if path is not None and not keep:
         _remove_upload(crm, Path(path))
 
 
@@ -163,19 +180,175 @@ def _actor(crm: CRM, user_id: int | None, scopes: tuple[str, ...]) -> Any:
     return user
 
 
+def _is_upload(crm: CRM, path: Path) -> bool:
+    """Whether ``path`` is an uploaded file (under :func:`uploads_folder`), not the user's."""
+    try:
+        return uploads_folder(crm).resolve() in path.resolve().parents
+    except OSError:
+        return False
+
+
 def _remove_upload(crm: CRM, path: Path) -> None:
     """Delete an uploaded file (and its job folder); files elsewhere are the user's."""
-    folder = uploads_folder(crm).resolve()
-    try:
-        resolved = path.resolve()
-    except OSError:
+    if not _is_upload(crm, path):
         return
-    if folder in resolved.parents:
-        target = resolved.parent if resolved.parent != folder else resolved
-        if target.is_dir():
-            shutil.rmtree(target, ignore_errors=True)
-        else:
-            resolved.unlink(missing_ok=True)
+    folder = uploads_folder(crm).resolve()
+    resolved = path.resolve()
+    target = resolved.parent if resolved.parent != folder else resolved
+    if target.is_dir():
+        shutil.rmtree(target, ignore_errors=True)
+    else:
+        resolved.unlink(missing_ok=True)
+
+
+def enqueue_after_commit(uow: UnitOfWork, job_id: int) -> None:
+    """Queue job ``job_id`` (task ``crm_core.import``) once ``uow`` has committed."""
+    crm = uow.crm
+
+    def enqueue() -> None:
+        from crm_core.jobs import enqueue as queue
+
+        queue(crm, JOB_NAME, job_id=job_id)
+
+    uow.after_commit(enqueue)
+
+
+# -- kept files and running again -------------------------------------------------------------
+
+
+def kept_file(job: ImportJob, *, now: dt.datetime | None = None) -> Path | None:
+    """The file ``job`` keeps for running again (a dry run's, until it expires), else ``None``."""
+    expires = job.file_expires_at
+    if job.path is None or expires is None or expires <= (now or utcnow()):
+        return None
+    path = Path(job.path)
+    return path if path.is_file() else None
+
+
+def rerun(
+    uow: UnitOfWork,
+    job_id: int,
+    *,
+    dry_run: bool,
+    columns: Mapping[str, str] | None = None,
+    now: dt.datetime | None = None,
+) -> ImportJob:
+    """Run the kept file of job ``job_id`` again as a new queued job; the new job.
+
+    The new job has the old one's options, with ``columns`` (header -> target, ``""``
+    ignores a column) over its explicit columns, and takes the file over: the old job
+    keeps none any more. Only the job's creator may run it again, with
+    ``<entity>.edit``, as for an upload (:class:`PermissionDenied`);
+    :class:`NotFoundError` for no such job, :class:`RerunError` when it has not
+    finished or its file is gone (not a dry run, failed, expired, run again already),
+    :class:`MappingError` (or :class:`ReadError`) when the file does not fit ``columns``.
+    The job is queued once ``uow`` commits.
+    """
+    job = uow.session.get(ImportJob, job_id) if 0 < job_id <= MAX_ID else None
+    if job is None:
+        raise NotFoundError("import", job_id)
+    if job.created_by_id != uow.actor_id:
+        raise PermissionDenied("only the user who uploaded a file may run it again")
+    require(uow.actor, f"{entity_name(job.entity)}.edit")
+    path = _rerunnable_file(job, now or utcnow())
+    options = _rerun_options(job, dry_run=dry_run, columns=columns)
+    preflight(uow.crm, path, options)
+    claimed = uow.session.execute(
+        update(ImportJob)
+        .where(
+            ImportJob.id == job.id,
+            ImportJob.path == job.path,
+            ImportJob.file_expires_at.is_not(None),
+        )
+        .values(path=None, file_expires_at=None)
+    ).rowcount
+    if not claimed:  # another request took the file over meanwhile
+        raise RerunError(f"import {job_id} cannot run again: its file was taken over")
+    new = create_job(
+        uow,
+        path=path,
+        filename=job.filename,
+        options=options,
+        scopes=getattr(uow.actor, "scopes", ()),
+    )
+    enqueue_after_commit(uow, new.id)
+    return new
+
+
+def _rerunnable_file(job: ImportJob, now: dt.datetime) -> Path:
+    """The file ``job`` keeps; :class:`RerunError` saying why it cannot run again."""
+    if job.status not in _FINISHED:
+        raise RerunError(f"import {job.id} has not finished yet: run it again once it has")
+    path = kept_file(job, now=now)
+    if path is not None:
+        return path
+    hours = int(KEEP_DRY_RUN_FILE.total_seconds() // 3600)
+    if not job.dry_run:
+        why = "it was not a dry run, and its file was deleted once imported"
+    elif job.status == ImportStatus.FAILED.value:
+        why = "it failed, and its file was deleted"
+    elif job.file_expires_at is not None and job.file_expires_at <= now:
+        why = f"its file expired (a dry run's file is kept for {hours} hours)"
+    else:
+        why = "its file is no longer kept (it was run again or imported for real, or it expired)"
+    raise RerunError(f"import {job.id} cannot run again: {why}; upload the file again")
+
+
+def _rerun_options(
+    job: ImportJob, *, dry_run: bool, columns: Mapping[str, str] | None
+) -> ImportOptions:
+    """``job``'s options for running again, ``columns`` over its explicit ones."""
+    stored = job.options
+    explicit = dict(stored.get("columns") or {})
+    if columns and job.format != "csv":
+        raise MappingError({header: ["A vCard file has no columns to map."] for header in columns})
+    for header, target in (columns or {}).items():
+        if not isinstance(header, str) or not isinstance(target, str):
+            raise MappingError({str(header): ["Map a header to a field name (text)."]})
+        explicit = {k: v for k, v in explicit.items() if normalise(k) != normalise(header)}
+        explicit[header] = target.strip()
+    return ImportOptions(
+        entity=job.entity,
+        format=job.format,
+        columns=explicit or None,
+        delimiter=stored.get("delimiter"),
+        encoding=stored.get("encoding"),
+        match_on=stored.get("match_on"),
+        on_match=stored.get("on_match"),
+        dry_run=dry_run,
+        batch_size=stored.get("batch_size"),
+    )
+
+
+def prune_kept_files(crm: CRM, *, now: dt.datetime | None = None) -> list[int]:
+    """Delete the kept files of dry runs that expired by ``now``; the ids of their jobs.
+
+    The jobs' ``path`` and ``file_expires_at`` are cleared first, in one transaction
+    (the rows locked, so a concurrent :func:`rerun` either took the file before or
+    finds it gone); the files are deleted once it has committed.
+    """
+    cutoff = now or utcnow()
+    expired = ImportJob.file_expires_at <= cutoff
+    with crm.session_factory() as session:
+        if session.scalar(select(ImportJob.id).where(expired).limit(1)) is None:
+            return []  # the usual case: no write lock taken
+    with crm.unit_of_work(source="import") as uow:
+        rows = uow.session.execute(
+            select(ImportJob.id, ImportJob.path).where(expired).with_for_update()
+        ).all()
+        ids = [row.id for row in rows]
+        if ids:
+            uow.session.execute(
+                update(ImportJob)
+                .where(ImportJob.id.in_(ids))
+                .values(path=None, file_expires_at=None)
+            )
+    for row in rows:
+        if row.path is not None:
+            _remove_upload(crm, Path(row.path))
+    if ids:
+        log.info("deleted the kept files of %s expired dry runs", len(ids))
+    return ids
 
 
 #: A running job that committed no batch for this long was left by a worker that died.

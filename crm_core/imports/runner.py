@@ -21,7 +21,9 @@ same key never both create a record: the later row starts a new batch, so it mee
 the earlier one as a stored record (updated or skipped by ``on_match``).
 
 Progress, counts and rejections go to the :class:`~crm_core.models.ImportJob` in
-short transactions of their own after each batch, so pollers see them move.
+short transactions of their own after each batch, so pollers see them move; the
+header -> target mapping a CSV file resolved goes to its ``columns_used`` before the
+first row.
 """
 
 from __future__ import annotations
@@ -276,6 +278,7 @@ class ImportRunner:
         if source.mapping is not None:
             summary.columns = {k: v for k, v in source.mapping.as_dict().items() if v}
             summary.ignored = source.mapping.ignored
+            self._record_columns(source.mapping)
         batch: list[MappedRow] = []
         keys: set[Any] = set()
         try:
@@ -297,6 +300,17 @@ class ImportRunner:
         summary.processed_bytes = source.reader.bytes_read
         self._report([], summary)
         return summary
+
+    def _record_columns(self, mapping: ColumnMapping) -> None:
+        """Write the header -> target mapping the file resolved to the job (``columns_used``)."""
+        if self.job_id is None:
+            return
+        with self.crm.unit_of_work(actor=None, source="import") as uow:
+            uow.session.execute(
+                update(ImportJob)
+                .where(ImportJob.id == self.job_id)
+                .values(columns_used=mapping.as_dict())
+            )
 
     def _key(self, row: MappedRow) -> Any:
         """The row's match key: ``("external_id", value)`` or ``("email", value)``; or None."""

@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.db import Base, TimestampMixin, utcnow
@@ -47,10 +47,18 @@ class ImportJob(Base):
     format: Mapped[str] = mapped_column(String(20))
     filename: Mapped[str] = mapped_column(String(500))
     path: Mapped[str | None] = mapped_column(String(1000))
-    """Where the uploaded file is kept until the job has run."""
+    """Where the uploaded file is kept until the job has run (a dry run's: until
+    ``file_expires_at``, or until another job runs it again)."""
     status: Mapped[str] = mapped_column(String(20), default=ImportStatus.QUEUED.value, index=True)
     dry_run: Mapped[bool] = mapped_column(default=False)
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    columns_used: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    """File header -> target field (``""``: ignored) as the run resolved them, in the
+    file's order (``json``, not ``jsonb``, on PostgreSQL to keep it); ``None`` for a
+    vCard file or before the header was read."""
+    file_expires_at: Mapped[dt.datetime | None]
+    """Until when the job keeps the file of a dry run for running it again (then the
+    ``crm_core.prune_import_files`` job deletes it); ``None`` when it keeps no file."""
     total_bytes: Mapped[int | None]
     processed_bytes: Mapped[int] = mapped_column(default=0)
     processed_rows: Mapped[int] = mapped_column(default=0)

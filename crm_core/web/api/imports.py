@@ -4,8 +4,10 @@
 options, the header against the mapping: 4xx problems naming the field), stores it
 under ``<instance_path>/imports/<job id>/`` and queues the job ``crm_core.import``;
 it answers ``202`` with the job and its ``Location``. ``GET /imports/{id}`` shows
-status, counts and progress; ``/rejections`` pages through the refused rows and
-``/report.csv`` streams them as CSV. ``/import-mappings`` holds saved mappings.
+status, counts, progress and the columns' fields; ``/rejections`` pages through the
+refused rows and ``/report.csv`` streams them as CSV. ``POST /imports/{id}/rerun`` runs
+the file a dry run kept again (another mapping, or for real) as a new job.
+``/import-mappings`` holds saved mappings.
 
 Importing needs ``<entity>.edit``; a user sees their own jobs, a user with
 ``audit.view`` sees everyone's.
@@ -61,6 +63,25 @@ class ImportJobOut(Schema):
         required=True,
         metadata={"type": "object", "description": "Mapping and reading options."},
     )
+    columns_used = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "Each header of the file -> the field it filled (`\"\"`: ignored), "
+            "explicit or automatic; `null` for a vCard file or before the header was read."
+        },
+    )
+    file_expires_at = fields.AwareDateTime(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "Until when the job keeps the file of its dry run for "
+            "`POST /imports/{id}/rerun`; `null` when it keeps none (not a dry run, failed, "
+            "run again already, or deleted)."
+        },
+    )
     total_bytes = fields.Integer(required=True, allow_none=True)
     processed_bytes = fields.Integer(required=True)
     processed_rows = fields.Integer(required=True)
@@ -115,6 +136,24 @@ class ImportMappingOut(Schema):
     updated_at = fields.AwareDateTime(required=True)
 
 
+class ImportRerunIn(Schema):
+    """What ``POST /imports/{id}/rerun`` accepts."""
+
+    dry_run = fields.Boolean(
+        required=True, metadata={"description": "`true`: another dry run; `false`: for real."}
+    )
+    columns = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "Header -> field (`\"\"` ignores the column), over the job's "
+            "explicit columns; the others are matched automatically."
+        },
+    )
+
+
 class ImportMappingIn(Schema):
     """What ``POST``/``PUT /import-mappings`` accept."""
 
@@ -135,6 +174,9 @@ def register(blueprint: Blueprint) -> None:
     )
     blueprint.add_url_rule(
         "/imports/<int:job_id>/report.csv", "imports_report", report, methods=["GET"]
+    )
+    blueprint.add_url_rule(
+        "/imports/<int:job_id>/rerun", "imports_rerun", rerun_import, methods=["POST"]
     )
     blueprint.add_url_rule(
         "/import-mappings", "import_mappings_list", list_mappings, methods=["GET"]
@@ -323,17 +365,11 @@ def queue_import(
             staging.rename(final)
             job.path = str(final / stored_name)
             job_id = job.id
-            uow.after_commit(lambda: _enqueue(crm, job_id))
+            jobs.enqueue_after_commit(uow, job_id)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return job_id, detected
-
-
-def _enqueue(crm: Any, job_id: int) -> None:
-    from crm_core.jobs import enqueue
-
-    enqueue(crm, jobs.JOB_NAME, job_id=job_id)
 
 
 def find_job(session: Any, actor: Any, job_id: int) -> ImportJob | None:
@@ -351,6 +387,40 @@ def _visible_job(session: Any, actor: Any, job_id: int) -> ImportJob:
     if job is None:
         raise ApiProblem(404, "Not found", f"No import {job_id}.", kind="not-found")
     return job
+
+
+def rerun_import(job_id: int, **_: Any) -> Response:
+    """``POST /imports/<id>/rerun``: run the file a dry run kept again; ``202`` with the new job.
+
+    ``404`` for a job the caller does not see, ``403`` for another user's, ``409`` when
+    the job has not finished or keeps no file, ``422`` when the file does not fit ``columns``.
+    """
+    crm, actor = _context()
+    with crm.session_factory() as session:
+        _visible_job(session, actor, job_id)
+    data = _rerun_input()
+    try:
+        with crm.unit_of_work(actor=actor, source="api") as uow:
+            new_id = jobs.rerun(uow, job_id, dry_run=data["dry_run"], columns=data["columns"]).id
+    except jobs.RerunError as exc:
+        raise ApiProblem(409, "Cannot run again", str(exc), kind="conflict") from exc
+    except MappingError as exc:
+        _invalid({"columns": exc.messages}, "The file's columns do not fit the mapping.")
+    except ReadError as exc:
+        _invalid({"file": [str(exc)]}, "The file cannot be read.")
+    with crm.session_factory() as session:
+        body = ImportJobOut().dump(session.get(ImportJob, new_id))
+    location = url_for("crm_api.imports_get", job_id=new_id)
+    return _json(body, status=202, headers={"Location": location})
+
+
+def _rerun_input() -> dict[str, Any]:
+    from marshmallow import ValidationError as SchemaError
+
+    try:
+        return ImportRerunIn().load(_json_body())
+    except SchemaError as exc:
+        _invalid(exc.messages)  # type: ignore[arg-type]
 
 
 def list_imports() -> Response:
@@ -533,6 +603,11 @@ def describe(spec: APISpec) -> None:
             "schema": schema_ref(spec, ImportMappingIn, "ImportMappingInput", output=False)
         }
     }
+    rerun_input = {
+        "application/json": {
+            "schema": schema_ref(spec, ImportRerunIn, "ImportRerunInput", output=False)
+        }
+    }
     job_id = {"name": "job_id", "in": "path", "required": True,
               "schema": {"type": "integer", "minimum": 0}}
     mapping_id = {"name": "mapping_id", "in": "path", "required": True,
@@ -660,6 +735,27 @@ def describe(spec: APISpec) -> None:
                     "200": {"description": "The report.",
                             "content": {"text/csv": {"schema": {"type": "string"}}}},
                     **problem_responses(401, 404),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/imports/{job_id}/rerun",
+        parameters=[job_id],
+        operations={
+            "post": {
+                "operationId": "imports_rerun",
+                "tags": [tag],
+                "summary": "Run a dry run's file again",
+                "description": "Queues a new job for the file a dry run kept (24 hours, see "
+                "`file_expires_at`): the same options, `columns` over the explicit ones, "
+                "another dry run or for real. The new job takes the file over. Only the "
+                "job's creator may, with `<entity>.edit`; 409 when the job has not "
+                "finished or keeps no file (upload it again).",
+                "requestBody": {"required": True, "content": rerun_input},
+                "responses": {
+                    "202": {"description": "Queued.", "headers": location, "content": job},
+                    **problem_responses(400, 401, 403, 404, 409, 415, 422),
                 },
             }
         },

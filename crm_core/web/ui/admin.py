@@ -13,12 +13,11 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from flask import abort, render_template, request
+from flask import render_template
 from flask.typing import ResponseReturnValue
 
 from crm_core.authz import has_permission, require
 from crm_core.errors import PermissionDenied
-from crm_core.ids import as_record_id
 from crm_core.models import User
 from crm_core.web.ui import ADMIN_PERMISSIONS, blueprint
 from crm_core.web.ui.access import actor, current_crm, page
@@ -101,17 +100,6 @@ def permission_groups(names: Iterable[str]) -> list[tuple[str, list[tuple[str, s
         text = f"{name}: {permission.description}" if permission.description else name
         groups.setdefault(name.split(".", 1)[0], []).append((name, text))
     return sorted(groups.items())
-
-
-def before_arg(name: str = "before") -> int | None:
-    """The keyset parameter ``name``: the id where the previous page ended; bad ones are a 400."""
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    ident = as_record_id(raw) if raw.isascii() and raw.isdigit() else None
-    if ident is None:
-        abort(400)
-    return ident
 
 
 def now() -> dt.datetime:

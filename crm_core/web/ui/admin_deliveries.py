@@ -10,7 +10,6 @@ replays all of them (:func:`~crm_core.services.webhooks.replay_dead`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -24,7 +23,8 @@ from crm_core.services import webhooks
 from crm_core.services.webhooks import ADMIN_PERMISSION, DELIVERY_STATUSES, DeliveryNotDead
 from crm_core.web.ui import blueprint
 from crm_core.web.ui.access import actor, current_crm, page
-from crm_core.web.ui.admin import before_arg
+from crm_core.web.ui.conflicts import Difference
+from crm_core.web.ui.paging import id_arg, split_page
 
 #: Deliveries per page of the log.
 PAGE_SIZE = 25
@@ -32,15 +32,6 @@ PAGE_SIZE = 25
 ATTEMPTS_SHOWN = 10
 #: The parts of a webhook a conflict compares, with their labels.
 SEEN_LABELS = {"state": "State", "url": "URL", "event_types": "Event types"}
-
-
-@dataclass(frozen=True)
-class Difference:
-    """A part of a webhook that changed since the user opened its page."""
-
-    field: str
-    stored: str
-    seen: str
 
 
 @blueprint.get("/admin/webhooks/<int:webhook_id>", endpoint="admin_webhook")
@@ -109,7 +100,7 @@ def render_webhook(
     wanted = request.args.get("status") or None
     if wanted is not None and wanted not in DELIVERY_STATUSES:
         abort(400)
-    before = before_arg()
+    before = id_arg()
     with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
         hook = webhooks.get(uow, webhook_id)
         try:
@@ -122,12 +113,10 @@ def render_webhook(
             )
         except ValidationError:
             abort(400)
-        rows = found[:PAGE_SIZE]
+        rows, next_url = split_page(found, PAGE_SIZE, lambda last: url_for(
+            "crm_ui.admin_webhook", webhook_id=hook.id, status=wanted, before=last[0].id
+        ))
         attempts = _attempts(uow.session, [delivery.id for delivery, _type in rows])
-        next_url = None
-        if len(found) > PAGE_SIZE:
-            next_url = url_for("crm_ui.admin_webhook", webhook_id=hook.id, status=wanted,
-                               before=rows[-1][0].id)
         html = render_template(
             "crm_core/ui/admin/webhook.html",
             hook=hook,
@@ -158,7 +147,10 @@ def seen_state(hook: Webhook) -> dict[str, str]:
 
 
 def differences(hook: Webhook, form: Any) -> list[Difference]:
-    """How ``hook`` now differs from what the posted ``seen-*`` fields say the user saw."""
+    """How ``hook`` now differs from what the posted ``seen-*`` fields say the user saw.
+
+    Each :class:`~crm_core.web.ui.conflicts.Difference` has what the user saw as ``yours``.
+    """
     return [
         Difference(SEEN_LABELS[name], stored, form.get(f"seen-{name}", ""))
         for name, stored in seen_state(hook).items()

@@ -11,24 +11,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from crm_core.authz import require
 from crm_core.errors import ValidationError
 from crm_core.models import Role, Team, User
 from crm_core.services import users
-from crm_core.web.api.pagination import Cursor, after, ordered
-from crm_core.web.api.problems import ApiProblem
 from crm_core.web.ui import blueprint
 from crm_core.web.ui.access import actor, current_crm, page
 from crm_core.web.ui.forms import field_errors
+from crm_core.web.ui.paging import Keyset, split_page
 
 #: Users per page of the list.
 PAGE_SIZE = 50
 #: The text fields of the new-user form (the roles are checkboxes).
 USER_FIELDS = ("email", "name", "password")
+#: The order of the list.
+BY_EMAIL = Keyset("email", User.email, User.id)
 
 
 @blueprint.get("/admin/users", endpoint="admin_users")
@@ -37,26 +39,16 @@ def users_list() -> ResponseReturnValue:
     """Every staff account by email: name, roles, team, active, last sign-in; next page."""
     crm, user = current_crm(), actor()
     require(user, "user.admin")
-    statement = select(User)
-    token = request.args.get("cursor")
-    if token:
-        try:
-            cursor = Cursor.decode(token, sort="email", descending=False, python_type=str)
-        except ApiProblem:
-            abort(400)
-        statement = statement.where(after(cursor, User.email, User.id))
-    statement = ordered(statement, User.email, User.id, False).limit(PAGE_SIZE + 1)
+    cursor = BY_EMAIL.cursor()
     with crm.session_factory() as session:
-        found = list(session.scalars(statement))  # roles and team: selectin, one query each
-    rows = found[:PAGE_SIZE]
-    next_url = None
-    if len(found) > PAGE_SIZE:
-        last = rows[-1]
-        next_url = url_for(
-            "crm_ui.admin_users", cursor=Cursor("email", False, last.email, last.id).encode()
-        )
+        # roles and team: selectin, one query each
+        found = list(session.scalars(BY_EMAIL.page(select(User), cursor, PAGE_SIZE)))
+    rows, next_url = split_page(
+        found, PAGE_SIZE, lambda last: url_for("crm_ui.admin_users", cursor=BY_EMAIL.token(last))
+    )
     return render_template(
-        "crm_core/ui/admin/users.html", users=rows, next_url=next_url, first_page=bool(token)
+        "crm_core/ui/admin/users.html", users=rows, next_url=next_url,
+        first_page=cursor is not None,
     )
 
 
@@ -81,12 +73,12 @@ def new_user() -> ResponseReturnValue:
             flash(f"{created.email} can now sign in.")
             return redirect(url_for("crm_ui.admin_users"))
     with crm.session_factory() as session:
-        roles = list(session.execute(select(Role.name, Role.description).order_by(Role.name)))
+        role_options = _role_options(session)
     return render_template(
         "crm_core/ui/admin/user_form.html",
         values=values,
         errors=errors,
-        role_options=[(row.name, _role_text(row.name, row.description)) for row in roles],
+        role_options=role_options,
         min_password=users.MIN_PASSWORD_LENGTH,
     ), 422 if errors else 200
 
@@ -100,8 +92,7 @@ def edit_user(user_id: int) -> ResponseReturnValue:
     require(user, "user.admin")
     with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
         target = users.get(uow, user_id)
-        stored = {"name": target.name, "roles": [role.name for role in target.roles],
-                  "team_id": target.team_id or ""}
+        stored = _stored_values(target)
     if request.method == "GET":
         return _edit_form(target, stored, {})
     data: dict[str, Any] = {
@@ -143,8 +134,7 @@ def _set_active(user_id: int, active: bool) -> ResponseReturnValue:
     except ValidationError as exc:
         with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
             target = users.get(uow, user_id)
-            stored = {"name": target.name, "roles": [role.name for role in target.roles],
-                      "team_id": target.team_id or ""}
+            stored = _stored_values(target)
         return _edit_form(target, stored, field_errors(exc.messages))
     flash(f"{email} can sign in again." if active else f"{email} was deactivated.")
     return redirect(url_for("crm_ui.admin_edit_user", user_id=user_id))
@@ -155,17 +145,26 @@ def _edit_form(
 ) -> ResponseReturnValue:
     crm = current_crm()
     with crm.session_factory() as session:
-        roles = list(session.execute(select(Role.name, Role.description).order_by(Role.name)))
+        role_options = _role_options(session)
         teams = list(session.execute(select(Team.id, Team.name).order_by(Team.name)))
     return render_template(
         "crm_core/ui/admin/user_edit.html",
         target=target,
         values=values,
         errors=errors,
-        role_options=[(row.name, _role_text(row.name, row.description)) for row in roles],
+        role_options=role_options,
         team_options=[(row.id, row.name) for row in teams],
     ), 422 if errors else 200
 
 
-def _role_text(name: str, description: str) -> str:
-    return f"{name}: {description}" if description else name
+def _stored_values(target: User) -> dict[str, Any]:
+    """What the edit form shows for a stored user."""
+    return {"name": target.name, "roles": [role.name for role in target.roles],
+            "team_id": target.team_id or ""}
+
+
+def _role_options(session: Session) -> list[tuple[str, str]]:
+    """The roles as checkboxes offer them: (name, "name: description"), by name."""
+    rows = session.execute(select(Role.name, Role.description).order_by(Role.name))
+    return [(row.name, f"{row.name}: {row.description}" if row.description else row.name)
+            for row in rows]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from crm_core.authz import require
@@ -22,9 +22,10 @@ from crm_core.services import webhooks
 from crm_core.services.webhooks import ADMIN_PERMISSION
 from crm_core.web.ui import blueprint
 from crm_core.web.ui.access import actor, current_crm, page
-from crm_core.web.ui.admin import before_arg
 from crm_core.web.ui.admin_deliveries import render_webhook, seen_state
+from crm_core.web.ui.conflicts import posted_version
 from crm_core.web.ui.forms import field_errors
+from crm_core.web.ui.paging import id_arg, split_page
 
 #: Webhooks per page of the list.
 PAGE_SIZE = 50
@@ -47,13 +48,12 @@ def webhooks_list() -> ResponseReturnValue:
     """Every webhook by id: URL, event types, active or disabled and why, failures."""
     crm, user = current_crm(), actor()
     require(user, ADMIN_PERMISSION)
-    after_id = before_arg("after")
+    after_id = id_arg("after")
     with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
         found = webhooks.list_webhooks(uow, after_id=after_id, limit=PAGE_SIZE + 1)
-        rows = found[:PAGE_SIZE]
-        next_url = None
-        if len(found) > PAGE_SIZE:
-            next_url = url_for("crm_ui.admin_webhooks", after=rows[-1].id)
+        rows, next_url = split_page(
+            found, PAGE_SIZE, lambda last: url_for("crm_ui.admin_webhooks", after=last.id)
+        )
         return render_template(
             "crm_core/ui/admin/webhooks.html",
             hooks=rows,
@@ -102,7 +102,7 @@ def rotate_secret(webhook_id: int) -> ResponseReturnValue:
     """A new signing secret, shown once; the old one stops working at once."""
     crm, user = current_crm(), actor()
     require(user, ADMIN_PERMISSION)
-    version = _version()
+    version = posted_version(request.form)
     try:
         with crm.unit_of_work(actor=user, source="ui") as uow:
             hook = webhooks.get(uow, webhook_id)
@@ -119,7 +119,7 @@ def disable_webhook(webhook_id: int) -> ResponseReturnValue:
     """Stop delivering to the webhook, saying why (deliveries due meanwhile die)."""
     crm, user = current_crm(), actor()
     require(user, ADMIN_PERMISSION)
-    version = _version()
+    version = posted_version(request.form)
     reason = request.form.get("reason", "")
     try:
         with crm.unit_of_work(actor=user, source="ui") as uow:
@@ -139,7 +139,7 @@ def enable_webhook(webhook_id: int) -> ResponseReturnValue:
     """Deliver to the webhook again, with a fresh failure streak."""
     crm, user = current_crm(), actor()
     require(user, ADMIN_PERMISSION)
-    version = _version()
+    version = posted_version(request.form)
     try:
         with crm.unit_of_work(actor=user, source="ui") as uow:
             webhooks.enable(uow, webhook_id, expected_version=version)
@@ -164,7 +164,7 @@ def delete_webhook(webhook_id: int) -> ResponseReturnValue:
             return render_template(
                 "crm_core/ui/admin/webhook_delete.html", hook=hook, seen=seen_state(hook)
             )
-    version = _version()
+    version = posted_version(request.form)
     try:
         with crm.unit_of_work(actor=user, source="ui") as uow:
             url = webhooks.get(uow, webhook_id).url
@@ -181,14 +181,6 @@ def _secret_page(hook: dict[str, Any], secret: str, *, created: bool) -> Respons
         "crm_core/ui/admin/webhook_secret.html", hook=hook, secret=secret, created=created
     )
     return html, 200, {"Cache-Control": "no-store"}
-
-
-def _version() -> int:
-    """The version of the webhook the user saw (a hidden field of every action's form)."""
-    try:
-        return int(request.form.get("version", ""))
-    except ValueError:
-        abort(400)
 
 
 def _type_text(name: str) -> str:

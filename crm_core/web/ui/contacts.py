@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, selectinload
 from werkzeug.datastructures import MultiDict
 
@@ -27,11 +26,13 @@ from crm_core.ids import as_record_id
 from crm_core.models import Contact, Customer, Interaction, User
 from crm_core.search import active, list_filter
 from crm_core.services import contacts
-from crm_core.web.api.pagination import Cursor, after, int_bounds, ordered
-from crm_core.web.api.problems import ApiProblem
+from crm_core.web.api.pagination import Cursor, int_bounds
 from crm_core.web.ui import blueprint
 from crm_core.web.ui.access import actor, current_crm, page
-from crm_core.web.ui.forms import form_data, posted_rows, row_errors, unstorable
+from crm_core.web.ui.conflicts import Difference, differences, form_version, posted_version
+from crm_core.web.ui.forms import form_data, posted_rows, refuse_unstorable, row_errors
+from crm_core.web.ui.names import customer_names, owner_options
+from crm_core.web.ui.paging import Keyset, split_page
 
 #: Contacts per page of the list.
 PAGE_SIZE = 50
@@ -51,15 +52,13 @@ FIELD_LABELS = {
     "customer_id": "Customer", "owner_id": "Owner", "emails": "Emails", "phones": "Phones",
     "consent_email": "Agrees to emails", "consent_phone": "Agrees to calls",
 }
-
-
-@dataclass(frozen=True)
-class Difference:
-    """One field that differs between what the user sent and what is now stored."""
-
-    field: str
-    stored: str
-    yours: str
+#: The order of the list.
+BY_NAME = Keyset("last_name", Contact.last_name, Contact.id, id_bounds=int_bounds(Contact.id))
+#: The order of the contact's interactions: newest first.
+NEWEST_FIRST = Keyset(
+    "occurred_at", Interaction.occurred_at, Interaction.id, descending=True,
+    python_type=dt.datetime, id_bounds=int_bounds(Interaction.id),
+)
 
 
 # -- the list ---------------------------------------------------------------------------------
@@ -76,7 +75,6 @@ def contacts_list() -> ResponseReturnValue:
     customer_id = as_record_id(raw_customer) if raw_customer else None
     if raw_customer and customer_id is None:
         abort(400)
-    token = request.args.get("cursor")
     with crm.session_factory() as session:
         clauses: list[ColumnElement[bool]] = [visible(user, "contact")]
         if query:
@@ -91,34 +89,21 @@ def contacts_list() -> ResponseReturnValue:
         statement = select(Contact).where(*clauses).options(
             selectinload(Contact.emails), selectinload(Contact.phones)
         )
-        if token:
-            try:
-                cursor = Cursor.decode(
-                    token, sort="last_name", descending=False, python_type=str,
-                    id_bounds=int_bounds(Contact.id),
-                )
-            except ApiProblem:
-                abort(400)
-            statement = statement.where(after(cursor, Contact.last_name, Contact.id))
-        statement = ordered(statement, Contact.last_name, Contact.id, False).limit(PAGE_SIZE + 1)
-        found = list(session.scalars(statement))
-        rows = found[:PAGE_SIZE]
-        wanted = {row.customer_id for row in rows} | {customer_id}
-        customer_names = _customer_names(session, user, wanted)
-    next_url = None
-    if len(found) > PAGE_SIZE:
-        last = rows[-1]
-        next_token = Cursor("last_name", False, last.last_name, last.id).encode()
-        next_url = url_for("crm_ui.contacts", **{**request.args, "cursor": next_token})
+        cursor = BY_NAME.cursor()
+        found = list(session.scalars(BY_NAME.page(statement, cursor, PAGE_SIZE)))
+        rows, next_url = split_page(found, PAGE_SIZE, lambda last: url_for(
+            "crm_ui.contacts", **{**request.args, "cursor": BY_NAME.token(last)}
+        ))
+        names = customer_names(session, user, {row.customer_id for row in rows} | {customer_id})
     return render_template(
         "crm_core/ui/contacts/list.html",
         contacts=rows,
-        customer_names=customer_names,
+        customer_names=names,
         query=query,
         customer_id=customer_id,
-        customer_name=customer_names.get(customer_id) if customer_id else None,
+        customer_name=names.get(customer_id) if customer_id else None,
         next_url=next_url,
-        first_page=bool(token),
+        first_page=cursor is not None,
         can_edit=has_permission(user, "contact.edit"),
     )
 
@@ -131,16 +116,7 @@ def contacts_list() -> ResponseReturnValue:
 def contact_page(contact_id: int) -> ResponseReturnValue:
     """Details, consent, and the interactions with the contact, newest first."""
     crm, user = current_crm(), actor()
-    token = request.args.get("before")
-    before = None
-    if token:
-        try:
-            before = Cursor.decode(
-                token, sort="occurred_at", descending=True, python_type=dt.datetime,
-                id_bounds=int_bounds(Interaction.id),
-            )
-        except ApiProblem:
-            abort(400)
+    before = NEWEST_FIRST.cursor("before")
     with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
         contact = contacts.get(uow, contact_id)
         customer_name = None
@@ -153,11 +129,9 @@ def contact_page(contact_id: int) -> ResponseReturnValue:
         older_url = None
         if has_permission(user, "interaction.view"):
             found = _interactions(uow.session, user, contact.id, before)
-            items = found[:INTERACTIONS_PAGE]
-            if len(found) > INTERACTIONS_PAGE:
-                last = items[-1]
-                older = Cursor("occurred_at", True, last.occurred_at, last.id).encode()
-                older_url = url_for("crm_ui.contact_page", contact_id=contact.id, before=older)
+            items, older_url = split_page(found, INTERACTIONS_PAGE, lambda last: url_for(
+                "crm_ui.contact_page", contact_id=contact.id, before=NEWEST_FIRST.token(last)
+            ))
         channels = crm.registry.channels
         return render_template(
             "crm_core/ui/contacts/detail.html",
@@ -167,7 +141,9 @@ def contact_page(contact_id: int) -> ResponseReturnValue:
             interactions=items,
             channel_labels={name: channel.label for name, channel in channels.items()},
             older_url=older_url,
-            newest_url=url_for("crm_ui.contact_page", contact_id=contact.id) if token else None,
+            newest_url=None if before is None else url_for(
+                "crm_ui.contact_page", contact_id=contact.id
+            ),
             show_interactions=has_permission(user, "interaction.view"),
             can_edit=has_permission(user, "contact.edit"),
             can_audit=has_permission(user, "audit.view"),
@@ -184,10 +160,7 @@ def _interactions(
     ).where(
         Interaction.contact_id == contact_id, active(Interaction), visible(user, "interaction")
     )
-    if before is not None:
-        statement = statement.where(after(before, Interaction.occurred_at, Interaction.id))
-    statement = ordered(statement, Interaction.occurred_at, Interaction.id, True)
-    return list(session.execute(statement.limit(INTERACTIONS_PAGE + 1)))
+    return list(session.execute(NEWEST_FIRST.page(statement, before, INTERACTIONS_PAGE)))
 
 
 # -- create and edit --------------------------------------------------------------------------
@@ -204,10 +177,8 @@ def new_contact() -> ResponseReturnValue:
         counts = _put_rows(values, {name: [] for name in ROWS})
         return _form(None, values, counts, {})
     data, values, counts = _posted(request.form)
-    refused = unstorable(request.form, Contact)
-    if refused:
-        return _form(None, values, counts, refused, status=422)
     try:
+        refuse_unstorable(request.form, Contact)
         with crm.unit_of_work(actor=user, source="ui") as uow:
             created = contacts.create(uow, data)
             created_id, created_name = created.id, created.full_name
@@ -230,15 +201,10 @@ def edit_contact(contact_id: int) -> ResponseReturnValue:
     if request.method == "GET":
         values = dict(stored)
         return _form(contact, values, _put_rows(values, stored_rows), {})
-    try:
-        version = int(request.form.get("version", ""))
-    except ValueError:
-        abort(400)
+    version = posted_version(request.form)
     data, values, counts = _posted(request.form)
-    refused = unstorable(request.form, Contact)
-    if refused:
-        return _form(contact, values, counts, refused, status=422)
     try:
+        refuse_unstorable(request.form, Contact)
         with crm.unit_of_work(actor=user, source="ui") as uow:
             contacts.update(uow, contact_id, data, expected_version=version)
     except ValidationError as exc:
@@ -264,14 +230,14 @@ def _form(
     owner_id = as_record_id(values.get("owner_id") or "")
     customer_id = as_record_id(values.get("customer_id") or "")
     with crm.session_factory() as session:
-        owners = _owner_options(session, owner_id)
-        customer_name = _customer_names(session, user, {customer_id}).get(customer_id)
+        owners = owner_options(session, owner_id)
+        customer_name = customer_names(session, user, {customer_id}).get(customer_id)
     if customer_name:
         customer_hint = f"Now: {customer_name} (customer {customer_id}). Empty: no customer."
     else:
         customer_hint = "The number in the address of the customer's page; empty: no customer."
-    version = values.get("version") or (contact.version if contact is not None else None)
-    other = {name: texts for name, texts in errors.items() if not _is_form_field(name)}
+    version = form_version(values, contact)
+    other = [text for name, texts in errors.items() if not _is_form_field(name) for text in texts]
     return render_template(
         "crm_core/ui/contacts/form.html",
         contact=contact,
@@ -359,52 +325,19 @@ def _differences(
     values: Mapping[str, Any],
 ) -> list[Difference]:
     """The fields where the stored contact and the user's form differ, as text."""
-    differences = [
-        Difference(FIELD_LABELS[name], _normal(stored.get(name)), _normal(values.get(name)))
-        for name in FORM_FIELDS
-        if _normal(stored.get(name)) != _normal(values.get(name))
-    ]
-    for flag in CONSENTS:
-        if bool(stored.get(flag)) != bool(values.get(flag)):
-            differences.append(
-                Difference(FIELD_LABELS[flag], _yes(stored.get(flag)), _yes(values.get(flag)))
-            )
+    found = differences(stored, values, FORM_FIELDS, FIELD_LABELS)
+    found += differences(_consents(stored), _consents(values), CONSENTS, FIELD_LABELS)
     for name, value_field in ROWS.items():
         if name not in data:
             continue
         theirs = _row_text(stored_rows.get(name, []), value_field)
         yours = _row_text(data[name], value_field)
         if theirs != yours:
-            differences.append(Difference(FIELD_LABELS[name], theirs, yours))
-    return differences
+            found.append(Difference(FIELD_LABELS[name], theirs, yours))
+    return found
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _customer_names(session: Session, user: User, ids: Iterable[int | None]) -> dict[int, str]:
-    """The names of the customers ``ids`` the user may see, in one query."""
-    wanted = sorted({ident for ident in ids if ident is not None})
-    if not wanted:
-        return {}
-    rows = session.execute(
-        select(Customer.id, Customer.name).where(
-            Customer.id.in_(wanted), visible(user, "customer")
-        )
-    )
-    return {row.id: row.name for row in rows}
-
-
-def _owner_options(session: Session, current: int | None) -> list[tuple[int, str]]:
-    """Active users, and the current owner even when inactive (so saving keeps them)."""
-    active_or_current = User.active.is_(True)
-    if current is not None:
-        active_or_current = or_(active_or_current, User.id == current)
-    rows = session.execute(
-        select(User.id, User.name, User.email).where(active_or_current)
-        .order_by(User.name, User.id)
-    )
-    return [(row.id, row.name or row.email) for row in rows]
 
 
 def _is_form_field(name: str) -> bool:
@@ -422,9 +355,6 @@ def _row_text(rows: Iterable[Mapping[str, str]], value_field: str) -> str:
     )
 
 
-def _normal(value: Any) -> str:
-    return "" if value is None else str(value).strip()
-
-
-def _yes(value: Any) -> str:
-    return "yes" if value else "no"
+def _consents(values: Mapping[str, Any]) -> dict[str, str]:
+    """The consent checkboxes of ``values`` as the conflict table shows them: yes or no."""
+    return {flag: "yes" if values.get(flag) else "no" for flag in CONSENTS}

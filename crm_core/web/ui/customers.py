@@ -10,7 +10,6 @@ saw: when someone else saved first, the form comes back with both versions side 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,12 +24,13 @@ from crm_core.models import Contact, Customer, CustomerKind, Interaction, Lifecy
 from crm_core.search import list_filter
 from crm_core.services import customers, interactions, saved_views
 from crm_core.timeline import TimelineCursor, timeline
-from crm_core.web.api.pagination import Cursor, after, ordered
-from crm_core.web.api.problems import ApiProblem
 from crm_core.web.ui import blueprint
 from crm_core.web.ui.access import actor, current_crm, page
-from crm_core.web.ui.forms import field_errors, form_data, unstorable
+from crm_core.web.ui.conflicts import Difference, differences, form_version, posted_version
+from crm_core.web.ui.forms import field_errors, form_data, refuse_unstorable
 from crm_core.web.ui.merging import undo_offer
+from crm_core.web.ui.names import owner_options, user_names
+from crm_core.web.ui.paging import Keyset, split_page
 from crm_core.web.ui.printing import pdf_response
 
 #: Customers per page of the list.
@@ -44,23 +44,14 @@ FORM_FIELDS = (
     "kind", "name", "email", "phone", "website", "street", "postal_code", "city", "region",
     "country", "industry", "lifecycle_stage", "owner_id", "tags",
 )
-#: Sort orders of the list: query value -> (cursor key, column, descending).
-SORTS: dict[str, tuple[str, Any, bool]] = {
-    "name": ("name", Customer.name, False),
-    "-name": ("name", Customer.name, True),
-    "newest": ("id", Customer.id, True),
+#: Sort orders of the list, by their query value.
+SORTS = {
+    "name": Keyset("name", Customer.name, Customer.id),
+    "-name": Keyset("name", Customer.name, Customer.id, descending=True),
+    "newest": Keyset("id", Customer.id, Customer.id, descending=True, python_type=int),
 }
 #: The channels the quick form offers as buttons, when registered.
 QUICK_CHANNELS = ("call", "note", "email", "meeting")
-
-
-@dataclass(frozen=True)
-class Difference:
-    """One field that differs between what the user sent and what is now stored."""
-
-    field: str
-    stored: Any
-    yours: Any
 
 
 # -- the list ---------------------------------------------------------------------------------
@@ -121,7 +112,7 @@ def _customer_list(size: int, *, printout: bool = False) -> str:
     sort_name = request.args.get("sort", "name")
     if sort_name not in SORTS or (stage and stage not in _values(LifecycleStage)):
         abort(400)
-    key, column, descending = SORTS[sort_name]
+    keyset = SORTS[sort_name]
     with crm.session_factory() as session:
         clauses: list[ColumnElement[bool]] = [visible(user, "customer")]
         if query:
@@ -133,30 +124,16 @@ def _customer_list(size: int, *, printout: bool = False) -> str:
         if owner == "me":
             clauses.append(Customer.owner_id == user.id)
         clauses.append(Customer.archived.is_(False))
-        statement = select(Customer).where(*clauses)
-        token = request.args.get("cursor")
-        if token:
-            try:
-                cursor = Cursor.decode(
-                    token, sort=key, descending=descending,
-                    python_type=str if key == "name" else int,
-                )
-            except ApiProblem:
-                abort(400)
-            statement = statement.where(after(cursor, column, Customer.id))
-        statement = ordered(statement, column, Customer.id, descending).limit(size + 1)
-        found = list(session.scalars(statement))
-        rows = found[:size]
-        owners = _user_names(session, {row.owner_id for row in rows})
+        cursor = keyset.cursor()
+        found = list(session.scalars(keyset.page(select(Customer).where(*clauses), cursor, size)))
+        rows, next_url = split_page(found, size, lambda last: url_for(
+            "crm_ui.customers", **{**request.args, "cursor": keyset.token(last)}
+        ))
+        owners = user_names(session, {row.owner_id for row in rows})
         columns = crm.list_columns("customer", user)
         cells = {column.name: column.values(rows) for column in columns}
     with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
         views = [(view.id, view.name, view.query) for view in saved_views.of(uow, "customer")]
-    next_url = None
-    if len(found) > size:
-        last = rows[-1]
-        cursor_token = Cursor(key, descending, getattr(last, column.key), last.id).encode()
-        next_url = url_for("crm_ui.customers", **{**request.args, "cursor": cursor_token})
     return render_template(
         "crm_core/ui/customers/list.html",
         customers=rows,
@@ -167,7 +144,7 @@ def _customer_list(size: int, *, printout: bool = False) -> str:
         sort=sort_name,
         stages=_values(LifecycleStage),
         next_url=next_url,
-        first_page=bool(token),
+        first_page=cursor is not None,
         printout=printout,
         pdf_url=url_for("crm_ui.customers_pdf", **request.args),
         columns=columns,
@@ -220,7 +197,7 @@ def log_interaction(customer_id: int) -> ResponseReturnValue:
         errors["occurred_at"] = ["Give a date and time, e.g. 2026-12-02 14:30."]
     if not errors:
         try:
-            _refuse_unstorable(Interaction)
+            refuse_unstorable(request.form, Interaction)
             with crm.unit_of_work(actor=user, source="ui") as uow:
                 customers.get(uow, customer_id)  # a customer the user may not see: 404
                 interactions.create(uow, data)
@@ -307,7 +284,7 @@ def new_customer() -> ResponseReturnValue:
         data = form_data(request.form, FORM_FIELDS, lists=("tags",))
         values = {**request.form.to_dict()}
         try:
-            _refuse_unstorable(Customer)
+            refuse_unstorable(request.form, Customer)
             with crm.unit_of_work(actor=user, source="ui") as uow:
                 created = customers.create(uow, data)
         except ValidationError as exc:
@@ -331,24 +308,17 @@ def edit_customer(customer_id: int) -> ResponseReturnValue:
         return _form(customer, stored, {})
     data = form_data(request.form, FORM_FIELDS, lists=("tags",))
     values = request.form.to_dict()
+    version = posted_version(request.form)
     try:
-        version = int(request.form.get("version", ""))
-    except ValueError:
-        abort(400)
-    try:
-        _refuse_unstorable(Customer)
+        refuse_unstorable(request.form, Customer)
         with crm.unit_of_work(actor=user, source="ui") as uow:
             customers.update(uow, customer_id, data, expected_version=version)
     except ValidationError as exc:
         return _form(customer, values, field_errors(exc.messages), status=422)
     except ConflictError:
-        differences = [
-            Difference(name, stored.get(name), values.get(name))
-            for name in FORM_FIELDS
-            if _normal(stored.get(name)) != _normal(values.get(name))
-        ]
+        conflict = differences(stored, values, FORM_FIELDS)
         values["version"] = str(customer.version)  # "save mine anyway" overwrites deliberately
-        return _form(customer, values, {}, conflict=differences, status=409)
+        return _form(customer, values, {}, conflict=conflict, status=409)
     flash(f"{data.get('name') or customer.name} was saved.")
     return redirect(url_for("crm_ui.customer_page", customer_id=customer_id))
 
@@ -361,15 +331,9 @@ def _form(
     conflict: list[Difference] | None = None,
     status: int = 200,
 ) -> ResponseReturnValue:
-    crm = current_crm()
-    with crm.session_factory() as session:
-        users = list(
-            session.execute(
-                select(User.id, User.name, User.email).where(User.active.is_(True))
-                .order_by(User.name, User.id)
-            )
-        )
-    version = values.get("version") or (customer.version if customer is not None else None)
+    with current_crm().session_factory() as session:
+        owners = owner_options(session)
+    version = form_version(values, customer)
     return render_template(
         "crm_core/ui/customers/form.html",
         customer=customer,
@@ -379,7 +343,7 @@ def _form(
         conflict=conflict,
         kind_options=[(kind, kind.capitalize()) for kind in _values(CustomerKind)],
         stage_options=[(stage, stage.capitalize()) for stage in _values(LifecycleStage)],
-        owner_options=[(row.id, row.name or row.email) for row in users],
+        owner_options=owners,
     ), status
 
 
@@ -394,27 +358,8 @@ def _form_values(customer: Customer) -> dict[str, Any]:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _refuse_unstorable(model: Any) -> None:
-    """:class:`ValidationError` for posted values no database stores (NUL, huge numbers)."""
-    refused = unstorable(request.form, model)
-    if refused:
-        raise ValidationError(refused)
-
-
-def _normal(value: Any) -> str:
-    return "" if value is None else str(value).strip()
-
-
 def _values(enum: Any) -> list[str]:
     return [member.value for member in enum]
-
-
-def _user_names(session: Any, ids: set[int | None]) -> dict[int, str]:
-    wanted = sorted(ident for ident in ids if ident is not None)
-    if not wanted:
-        return {}
-    rows = session.execute(select(User.id, User.name, User.email).where(User.id.in_(wanted)))
-    return {row.id: row.name or row.email for row in rows}
 
 
 def _quick_channels() -> list[Any]:

@@ -7,7 +7,8 @@ list); the service validates it with the same marshmallow schema as the API, and
 Lists of items (a contact's emails) are posted as numbered rows
 (``emails-0-label``, ``emails-0-email``...): :func:`posted_rows` reads them and
 :func:`row_errors` puts the service's messages beside the right row. :func:`unstorable`
-refuses, before any service runs, what no database stores (as the API does).
+(or :func:`refuse_unstorable`) refuses, before any service runs, what no database stores
+(as the API does).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from sqlalchemy import Integer
 from werkzeug.datastructures import MultiDict
 
+from crm_core.errors import ValidationError
 from crm_core.web.api.pagination import int_bounds
 
 
@@ -41,6 +43,11 @@ def form_data(
         else:
             data[name] = value or None
     return data
+
+
+def field_label(name: str) -> str:
+    """A field's name as pages label it: ``postal_code`` -> ``Postal code``."""
+    return name.replace("_", " ").capitalize()
 
 
 def field_errors(messages: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -129,3 +136,10 @@ def unstorable(form: Mapping[str, str], model: Any) -> dict[str, list[str]]:
             if not low <= int(number.group()) <= high:
                 errors[name] = [f"Must be from {low} to {high}."]
     return errors
+
+
+def refuse_unstorable(form: Mapping[str, str], model: Any) -> None:
+    """:class:`ValidationError` with the messages of :func:`unstorable`, if there are any."""
+    refused = unstorable(form, model)
+    if refused:
+        raise ValidationError(refused)

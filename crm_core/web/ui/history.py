@@ -12,18 +12,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import abort, render_template, request, url_for
+from flask import abort, render_template, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 
 from crm_core.authz import require
 from crm_core.errors import ValidationError
 from crm_core.history import HistoryEntry, history
-from crm_core.ids import MAX_ID
-from crm_core.models import User
 from crm_core.services import contacts, customers
 from crm_core.web.ui import blueprint
 from crm_core.web.ui.access import actor, current_crm, page
+from crm_core.web.ui.forms import field_label
+from crm_core.web.ui.names import user_names
+from crm_core.web.ui.paging import id_arg
 
 #: Audit entries per page.
 PAGE_SIZE = 50
@@ -58,7 +58,7 @@ def _history_page(entity: str, record_id: int) -> ResponseReturnValue:
     crm, user = current_crm(), actor()
     require(user, f"{entity}.view")
     require(user, "audit.view")
-    before_id = _before_id()
+    before_id = id_arg("before", lowest=1)
     with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
         service = customers if entity == "customer" else contacts
         record = service.get(uow, record_id)  # not one the user may see: 404
@@ -67,7 +67,7 @@ def _history_page(entity: str, record_id: int) -> ResponseReturnValue:
                             limit=PAGE_SIZE)
         except ValidationError:
             abort(400)
-        names = _user_names(uow.session, {entry.actor_id for entry in found.entries})
+        names = user_names(uow.session, {entry.actor_id for entry in found.entries})
         name = record.name if entity == "customer" else record.full_name
     endpoint = f"crm_ui.{entity}_history"
     if entity == "customer":
@@ -97,8 +97,7 @@ def changes(entry: HistoryEntry) -> list[Change]:
             old, new = value
         else:
             old, new = None, value
-        label = str(field).replace("_", " ").capitalize()
-        shown.append(Change(label, shown_value(old), shown_value(new)))
+        shown.append(Change(field_label(str(field)), shown_value(old), shown_value(new)))
     return shown
 
 
@@ -116,23 +115,6 @@ def shown_value(value: Any) -> str:
             return f"{value['label']}: {shown_value(other)}"
         return ", ".join(f"{key}: {shown_value(item)}" for key, item in value.items())
     return str(value)
-
-
-def _before_id() -> int | None:
-    raw = request.args.get("before")
-    if raw is None:
-        return None
-    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID):
-        abort(400)
-    return int(raw)
-
-
-def _user_names(session: Any, ids: set[int | None]) -> dict[int, str]:
-    wanted = sorted(ident for ident in ids if ident is not None)
-    if not wanted:
-        return {}
-    rows = session.execute(select(User.id, User.name, User.email).where(User.id.in_(wanted)))
-    return {row.id: row.name or row.email for row in rows}
 
 
 def _who(entry: HistoryEntry, names: Mapping[int, str]) -> str:

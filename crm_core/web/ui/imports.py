@@ -6,39 +6,30 @@ form. An upload goes through the API's own
 :func:`~crm_core.web.api.imports.queue_import`: the same checks, the same stored file,
 the same job ``crm_core.import``. ``/imports/<id>`` shows the job: status and progress
 (the page refreshes itself while the job is queued or running), the header -> field
-mapping used, the counts, the first rejected rows and the whole report as CSV.
+mapping used (the job's ``columns_used``), the counts, the first rejected rows and the
+whole report as CSV.
 
-A job deletes its uploaded file once it has run. So that a dry run can run again with
-another mapping, or for real, the UI keeps the file of a dry run for :data:`KEEP_FOR`
-under ``<instance_path>/ui-imports/kept/<token>/`` (deleted as soon as it is imported
-for real), and what the upload's check detected (the columns and their targets) in
-``ui-imports/jobs/<id>.json``. Only the user who uploaded a file may run it again.
+A dry run keeps its file for a day (core's
+:data:`~crm_core.imports.jobs.KEEP_DRY_RUN_FILE`): *Run again with this mapping* and
+*Import for real* call core's :func:`~crm_core.imports.jobs.rerun`, as the API's
+``POST /imports/{id}/rerun`` does. Only the user who uploaded a file may run it again.
+The UI keeps no state of its own outside the database.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import os
-import re
-import shutil
-import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from werkzeug.datastructures import FileStorage
 
 from crm_core.authz import has_permission
-from crm_core.errors import NotFoundError, PermissionDenied
+from crm_core.errors import NotFoundError
 from crm_core.imports import jobs
-from crm_core.imports.mapping import MappingError, available_targets, entity_name, normalise
+from crm_core.imports.mapping import MappingError, available_targets, entity_name
+from crm_core.imports.reading import ReadError
 from crm_core.imports.runner import ImportOptions
 from crm_core.models import ImportJob, ImportMapping, ImportStatus, User
 from crm_core.runtime import CRM
@@ -62,8 +53,6 @@ from crm_core.web.ui.forms import field_errors
 PAGE_SIZE = 25
 #: Rejected rows shown on a job's page (the report has them all).
 REJECTIONS_SHOWN = 50
-#: How long the file of a dry run is kept for running it again.
-KEEP_FOR = dt.timedelta(hours=24)
 #: What can be imported: form value -> label.
 ENTITIES = {"customers": "Customers", "contacts": "Contacts", "interactions": "Interactions"}
 MATCH_ON = ("auto", "external_id", "email", "none")
@@ -74,18 +63,6 @@ CONTACT_LABELLED = (
     "phone.work", "phone.home", "phone.mobile", "phone.other",
 )
 _UNFINISHED = (ImportStatus.QUEUED.value, ImportStatus.RUNNING.value)
-_TOKEN = re.compile(r"[0-9a-f]{32}")
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """What the UI noted when it queued a job: the columns' targets and the kept file's token."""
-
-    columns: dict[str, str]
-    """Header -> target (``""``: ignored), as the upload's check resolved them."""
-    token: str | None
-    encoding: str = ""
-    delimiter: str = ""
 
 
 # -- the list and the upload form -------------------------------------------------------------
@@ -133,20 +110,13 @@ def upload_import() -> ResponseReturnValue:
         on_match=values.get("on_match") or None,
         dry_run="dry_run" in request.form,
     )
-    _sweep(crm)
-    token = uuid.uuid4().hex if options.dry_run else None
     try:
-        job_id, detected = queue_import(
-            crm, user, upload.filename, _saver(crm, upload, token), options,
+        job_id, _detected = queue_import(
+            crm, user, upload.filename, upload.save, options,
             mapping=values.get("mapping") or None, source="ui",
         )
     except ApiProblem as exc:
-        _forget(crm, token)
         return _imports_page(values, _problem_errors(exc), status=exc.status)
-    except BaseException:
-        _forget(crm, token)
-        raise
-    _record(crm, job_id, detected, token)
     flash(f"{upload.filename} was uploaded{' for a dry run' if options.dry_run else ''}.")
     return redirect(url_for("crm_ui.import_page", job_id=job_id))
 
@@ -218,25 +188,24 @@ def import_report(job_id: int) -> ResponseReturnValue:
 @page
 def rerun_import(job_id: int) -> ResponseReturnValue:
     """Dry-run the kept file again with the columns mapped as the form says."""
-    crm, user = current_crm(), actor()
-    job, recorded, kept = _rerunnable(job_id)
-    if kept is None or recorded is None:
-        return _file_gone(job_id)
-    explicit = dict(job.options.get("columns") or {})
+    with current_crm().session_factory() as session:
+        job = _job(session, actor(), job_id)
+    changed: dict[str, str] = {}
     values: dict[str, str] = {}
-    for index, (header, used) in enumerate(recorded.columns.items()):
+    for index, (header, used) in enumerate((job.columns_used or {}).items()):
         chosen = request.form.get(f"column-{index}")
         if chosen is None:
             continue
         values[f"column-{index}"] = chosen
         if chosen.strip() != used:
-            explicit = {k: v for k, v in explicit.items() if normalise(k) != normalise(header)}
-            explicit[header] = chosen.strip()
+            changed[header] = chosen.strip()
     try:
-        new_id = _queue_again(crm, user, job, recorded, kept, explicit, dry_run=True)
-    except ApiProblem as exc:
-        errors = _problem_errors(exc)
-        return _job_page(job_id, mapping_errors=errors, mapping_values=values, status=exc.status)
+        new_id = _run_again(job_id, dry_run=True, columns=changed)
+    except (MappingError, ReadError) as exc:
+        errors = _rerun_errors(exc)
+        return _job_page(job_id, mapping_errors=errors, mapping_values=values, status=422)
+    except jobs.RerunError as exc:
+        return _cannot_rerun(job_id, exc)
     flash("The dry run runs again with your mapping.")
     return redirect(url_for("crm_ui.import_page", job_id=new_id))
 
@@ -245,18 +214,16 @@ def rerun_import(job_id: int) -> ResponseReturnValue:
 @page
 def import_for_real(job_id: int) -> ResponseReturnValue:
     """Import the file of a dry run for real: the same file, the same options."""
-    crm, user = current_crm(), actor()
-    job, recorded, kept = _rerunnable(job_id)
+    with current_crm().session_factory() as session:
+        job = _job(session, actor(), job_id)
     if not job.dry_run or job.status != ImportStatus.SUCCEEDED.value:
         abort(400)
-    if kept is None or recorded is None:
-        return _file_gone(job_id)
-    explicit = dict(job.options.get("columns") or {})
     try:
-        new_id = _queue_again(crm, user, job, recorded, kept, explicit, dry_run=False)
-    except ApiProblem as exc:
-        return _job_page(job_id, mapping_errors=_problem_errors(exc), status=exc.status)
-    _forget(crm, recorded.token)  # imported: the file is no longer kept
+        new_id = _run_again(job_id, dry_run=False)
+    except (MappingError, ReadError) as exc:
+        return _job_page(job_id, mapping_errors=_rerun_errors(exc), status=422)
+    except jobs.RerunError as exc:
+        return _cannot_rerun(job_id, exc)
     flash(f"{job.filename} is being imported for real.")
     return redirect(url_for("crm_ui.import_page", job_id=new_id))
 
@@ -271,7 +238,7 @@ def save_import_mapping(job_id: int) -> ResponseReturnValue:
     explicit = job.options.get("columns") or {}
     columns = {
         header: target
-        for header, target in _used_columns(job, _recorded(crm, job.id)).items()
+        for header, target in _used_columns(job).items()
         if target or header in explicit  # columns ignored automatically need no entry
     }
     if not columns:
@@ -311,12 +278,11 @@ def _job_page(
         job = _job(session, user, job_id)
         rejections = jobs.rejections(session, job.id, limit=REJECTIONS_SHOWN + 1)
         by = _user_names(session, {job.created_by_id} - {user.id}).get(job.created_by_id or 0)
-    recorded = _recorded(crm, job.id)
-    kept = _kept_file(crm, recorded.token) is not None if recorded else False
+    kept = jobs.kept_file(job) is not None
     own = job.created_by_id == user.id
     may_edit = has_permission(user, f"{job.entity}.edit")
     finished = job.status not in _UNFINISHED
-    columns = _used_columns(job, recorded)
+    columns = _used_columns(job)
     values = mapping_values or {
         f"column-{index}": target for index, target in enumerate(columns.values())
     }
@@ -328,10 +294,8 @@ def _job_page(
         percent=jobs.progress_percent(job),
         rejections=rejections[:REJECTIONS_SHOWN],
         more_rejections=len(rejections) > REJECTIONS_SHOWN,
-        delimiter=_delimiter_text(job.options.get("delimiter") or (
-            recorded.delimiter if recorded else ""
-        )),
-        recorded=recorded,
+        delimiter=_delimiter_text(job.options.get("delimiter") or ""),
+        columns_known=job.columns_used is not None,
         columns=list(columns.items()),
         kept=kept,
         can_rerun=own and kept and may_edit and finished and job.format == "csv",
@@ -358,53 +322,31 @@ def _job(session: Session, user: Any, job_id: int) -> ImportJob:
     return job
 
 
-def _rerunnable(job_id: int) -> tuple[ImportJob, Recorded | None, Path | None]:
-    """The user's own job, what the UI recorded of it and its kept file (if still kept)."""
-    crm, user = current_crm(), actor()
-    with crm.session_factory() as session:
-        job = _job(session, user, job_id)
-    if job.created_by_id != user.id:
-        raise PermissionDenied("only the user who uploaded a file may import it again")
-    recorded = _recorded(crm, job.id)
-    return job, recorded, _kept_file(crm, recorded.token) if recorded else None
+def _run_again(job_id: int, *, dry_run: bool, columns: dict[str, str] | None = None) -> int:
+    """Core's :func:`~crm_core.imports.jobs.rerun` of the user's job (checked visible); the
+    new job's id. Raises what ``rerun`` raises (another user's job: ``PermissionDenied``)."""
+    with current_crm().unit_of_work(actor=actor(), source="ui") as uow:
+        return jobs.rerun(uow, job_id, dry_run=dry_run, columns=columns or None).id
 
 
-def _queue_again(
-    crm: CRM,
-    user: Any,
-    job: ImportJob,
-    recorded: Recorded,
-    kept: Path,
-    columns: dict[str, str],
-    *,
-    dry_run: bool,
-) -> int:
-    """Queue the kept file of ``job`` again with ``columns``; the new job's id."""
-    options = ImportOptions(
-        entity=job.entity,
-        columns=columns or None,
-        delimiter=job.options.get("delimiter"),
-        encoding=job.options.get("encoding"),
-        match_on=job.options.get("match_on"),
-        on_match=job.options.get("on_match"),
-        dry_run=dry_run,
-    )
-    new_id, detected = queue_import(
-        crm, user, job.filename, lambda path: _link(kept, path), options, source="ui"
-    )
-    _record(crm, new_id, detected, recorded.token if dry_run else None)
-    return new_id
+def _rerun_errors(exc: MappingError | ReadError) -> dict[str, list[str]]:
+    """Why the file could not run again, under ``columns`` (the mapping) or ``file``."""
+    if isinstance(exc, MappingError):
+        return field_errors({"columns": exc.messages})
+    return {"file": [str(exc)]}
 
 
-def _file_gone(job_id: int) -> ResponseReturnValue:
-    flash("The file of this import is no longer kept: upload it again.")
+def _cannot_rerun(job_id: int, error: jobs.RerunError) -> ResponseReturnValue:
+    """Back to the job's page, saying why it cannot run again (its file is gone...)."""
+    text = str(error)
+    flash(f"{text[:1].upper()}{text[1:]}.")
     return redirect(url_for("crm_ui.import_page", job_id=job_id))
 
 
-def _used_columns(job: ImportJob, recorded: Recorded | None) -> dict[str, str]:
-    """Header -> target the job used (only the explicit ones when the UI did not queue it)."""
-    if recorded is not None:
-        return dict(recorded.columns)
+def _used_columns(job: ImportJob) -> dict[str, str]:
+    """Header -> target the job used (only the explicit ones before its header was read)."""
+    if job.columns_used is not None:
+        return dict(job.columns_used)
     return dict(job.options.get("columns") or {})
 
 
@@ -451,98 +393,3 @@ def _user_names(session: Session, ids: set[int | None]) -> dict[int, str]:
         return {}
     rows = session.execute(select(User.id, User.name, User.email).where(User.id.in_(wanted)))
     return {row.id: row.name or row.email for row in rows}
-
-
-# -- helpers: the files the UI keeps -----------------------------------------------------------
-
-
-def _folder(crm: CRM, part: str) -> Path:
-    """``<instance_path>/ui-imports/<part>`` (never under the API's uploads folder)."""
-    return Path(crm.settings.instance_path) / "ui-imports" / part
-
-
-def _saver(crm: CRM, upload: FileStorage, token: str | None) -> Callable[[Path], None]:
-    """How :func:`queue_import` stores the upload: a dry run's file is also kept."""
-
-    def save(path: Path) -> None:
-        if token is None:
-            upload.save(path)
-            return
-        folder = _folder(crm, "kept") / token
-        folder.mkdir(parents=True, exist_ok=True)
-        kept = folder / path.name
-        upload.save(kept)
-        _link(kept, path)
-
-    return save
-
-
-def _link(source: Path, target: Path) -> None:
-    """``target`` as a second name of ``source`` (a copy where links are impossible)."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
-def _kept_file(crm: CRM, token: str | None) -> Path | None:
-    """The kept file of ``token`` if it is still kept."""
-    if not token or not _TOKEN.fullmatch(token):
-        return None
-    folder = _folder(crm, "kept") / token
-    try:
-        if time.time() - folder.stat().st_mtime > KEEP_FOR.total_seconds():
-            _forget(crm, token)
-            return None
-        return next((path for path in folder.iterdir() if path.is_file()), None)
-    except OSError:
-        return None
-
-
-def _forget(crm: CRM, token: str | None) -> None:
-    """Delete the kept file of ``token``."""
-    if token and _TOKEN.fullmatch(token):
-        shutil.rmtree(_folder(crm, "kept") / token, ignore_errors=True)
-
-
-def _sweep(crm: CRM) -> None:
-    """Delete the files kept longer than :data:`KEEP_FOR`."""
-    folder = _folder(crm, "kept")
-    if not folder.is_dir():
-        return
-    cutoff = time.time() - KEEP_FOR.total_seconds()
-    for kept in folder.iterdir():
-        try:
-            if kept.stat().st_mtime < cutoff:
-                shutil.rmtree(kept, ignore_errors=True)
-        except OSError:
-            continue
-
-
-def _record(crm: CRM, job_id: int, detected: dict[str, Any], token: str | None) -> None:
-    """Note the columns the upload's check resolved (mapped first, then ignored) and the token."""
-    columns = dict(detected.get("columns") or {})
-    columns.update({header: "" for header in detected.get("ignored") or () if header})
-    note = {
-        "columns": columns,
-        "token": token,
-        "encoding": detected.get("encoding") or "",
-        "delimiter": detected.get("delimiter") or "",
-    }
-    folder = _folder(crm, "jobs")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{job_id}.json").write_text(json.dumps(note), encoding="utf-8")
-
-
-def _recorded(crm: CRM, job_id: int) -> Recorded | None:
-    """What :func:`_record` noted of job ``job_id``; ``None`` for a job the UI did not queue."""
-    try:
-        note = json.loads((_folder(crm, "jobs") / f"{job_id}.json").read_text(encoding="utf-8"))
-        return Recorded(
-            columns={str(k): str(v) for k, v in dict(note["columns"]).items()},
-            token=note.get("token"),
-            encoding=str(note.get("encoding") or ""),
-            delimiter=str(note.get("delimiter") or ""),
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None

@@ -33,13 +33,14 @@ from sqlalchemy.orm import Session
 from crm_core.authz import has_permission, require, visible
 from crm_core.duplicates import DuplicateCandidate, contact_duplicates, customer_duplicates
 from crm_core.errors import ConflictError, NotFoundError, ValidationError
-from crm_core.models import AuditEntry, Customer, User
+from crm_core.models import AuditEntry, User
 from crm_core.services import merges
 from crm_core.services.records import RecordService
 from crm_core.services.unit_of_work import UnitOfWork
 from crm_core.web.ui import blueprint
 from crm_core.web.ui.access import actor, current_crm, page
-from crm_core.web.ui.forms import field_errors
+from crm_core.web.ui.forms import field_errors, field_label
+from crm_core.web.ui.names import customer_names, user_names
 
 #: Suggestions listed on a duplicates page, most likely first.
 SUGGESTIONS = 20
@@ -228,7 +229,7 @@ def _duplicates(kind: Mergeable, record_id: int) -> ResponseReturnValue:
         names: dict[int, str] = {}
         if kind is CONTACTS:
             firms = {record.customer_id, *(c.record.customer_id for c in found)}
-            names = _customer_names(uow.session, user, firms)
+            names = customer_names(uow.session, user, firms)
         suggestions = [
             Suggestion(candidate, _details(kind, candidate.record, names), _reasons(candidate))
             for candidate in found
@@ -339,7 +340,7 @@ def _screen(
         rows = [
             FieldRow(
                 name,
-                LABELS.get(name, name.replace("_", " ").capitalize()),
+                LABELS.get(name) or field_label(name),
                 shown(name, getattr(survivor, name)),
                 shown(name, getattr(other, name)),
                 _differs(getattr(survivor, name), getattr(other, name)),
@@ -384,16 +385,9 @@ def _shown(
     kind: Mergeable, session: Session, user: User, records: Sequence[Any]
 ) -> Callable[[str, Any], str]:
     """A function: (field, stored value) -> the text the merge screen shows for it."""
-    users = {
-        row.id: row.name or row.email
-        for row in session.execute(
-            select(User.id, User.name, User.email).where(
-                User.id.in_([r.owner_id for r in records if r.owner_id is not None])
-            )
-        )
-    }
+    users = user_names(session, (record.owner_id for record in records))
     customer_ids = {getattr(record, "customer_id", None) for record in records}
-    firms = _customer_names(session, user, customer_ids) if kind is CONTACTS else {}
+    firms = customer_names(session, user, customer_ids) if kind is CONTACTS else {}
 
     def text(name: str, value: Any) -> str:
         if value in (None, ""):
@@ -453,19 +447,6 @@ def _moves(kind: Mergeable, session: Session, other: Any) -> list[str]:
         one, several = NOUNS.get(name, (name, f"{name}s"))
         moves.append(f"{count} {one if count == 1 else several}")
     return moves
-
-
-def _customer_names(session: Session, user: User, ids: set[Any]) -> dict[int, str]:
-    """Names of the customers among ``ids`` that ``user`` may see."""
-    wanted = sorted(ident for ident in ids if ident is not None)
-    if not wanted:
-        return {}
-    rows = session.execute(
-        select(Customer.id, Customer.name).where(
-            Customer.id.in_(wanted), visible(user, "customer")
-        )
-    )
-    return {row.id: row.name for row in rows}
 
 
 # -- undoing ------------------------------------------------------------------------------------

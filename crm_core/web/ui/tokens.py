@@ -23,8 +23,9 @@ from crm_core.models import ApiToken
 from crm_core.services import tokens
 from crm_core.web.ui import blueprint
 from crm_core.web.ui.access import actor, current_crm, page
-from crm_core.web.ui.admin import before_arg, now, permission_groups
+from crm_core.web.ui.admin import now, permission_groups
 from crm_core.web.ui.forms import field_errors
+from crm_core.web.ui.paging import id_arg, split_page
 
 #: Tokens per page of ``/admin/tokens``.
 PAGE_SIZE = 50
@@ -100,16 +101,15 @@ def admin_tokens() -> ResponseReturnValue:
     """Every user's tokens, newest first, a page at a time (``user.admin``)."""
     crm, user = current_crm(), actor()
     require(user, "user.admin")
-    before = before_arg()
+    before = id_arg()
     statement = select(ApiToken).order_by(ApiToken.id.desc()).limit(PAGE_SIZE + 1)
     if before is not None:
         statement = statement.where(ApiToken.id < before)
     with crm.session_factory() as session:
         found = list(session.scalars(statement))  # each token's user: joined, same query
-    rows = found[:PAGE_SIZE]
-    next_url = None
-    if len(found) > PAGE_SIZE:
-        next_url = url_for("crm_ui.admin_tokens", before=rows[-1].id)
+    rows, next_url = split_page(
+        found, PAGE_SIZE, lambda last: url_for("crm_ui.admin_tokens", before=last.id)
+    )
     return render_template(
         "crm_core/ui/admin/tokens.html",
         tokens=rows,
