@@ -63,17 +63,24 @@ def crm_plugin_modules(tmp_path: Path) -> list[Any]:
                       {"tasks": [f"Call back for {actor.email}"]})
             ],
             crm_validate=fail,
-            crm_list_columns=lambda entity, actor: [
-                ListColumn("invoices", "Open invoices",
-                           lambda records: {record.id: f"{len(record.name)} open"
-                                            for record in records})
-            ] if entity == "customer" else None,
+            crm_list_columns=_probe_columns,
+            crm_settings_pages=lambda actor: [
+                MenuItem("Probe settings", "ui_probe.reports"),
+                MenuItem("Hidden settings", "ui_probe.reports", permission="probe.secret"),
+            ],
             crm_timeline_entries=_invoice_entries,
             crm_timeline_renderers=lambda: [
                 TimelineRenderer("ui_probe.invoice", "ui_probe/invoice.html")
             ],
         )
     ]
+
+
+def _probe_columns(entity: str, actor: Any) -> list[ListColumn]:
+    if entity == "customer":
+        return [ListColumn("invoices", "Open invoices",
+                           lambda records: {r.id: f"{len(r.name)} open" for r in records})]
+    return [ListColumn("birthday", "Birthday", lambda records: {r.id: "1 May" for r in records})]
 
 
 def _invoice_entries(session, actor, customer_id, before, limit, types, channels):
@@ -184,6 +191,12 @@ def test_plugins_add_list_columns_and_render_their_timeline_entries(admin, acme)
     listed = admin.get("/customers")
     assert '<th scope="col">Open invoices</th>' in listed
     assert '<td class="column-invoices">15 open</td>' in listed  # len("ACME Tools GmbH")
+    people = admin.get("/contacts")
+    assert '<th scope="col">Birthday</th>' in people
+    assert '<td class="column-birthday">1 May</td>' in people
+    settings = admin.get("/admin")
+    assert '<a href="/probe/reports">Probe settings</a>' in settings
+    assert "Hidden settings" not in settings  # its permission is not registered, nobody has it
     page = admin.get(f"/customers/{acme.id}")
     assert "<p class=probe-invoice>Invoice 7: 1250 EUR</p>" in page
     timeline = page[page.index('class="timeline"'):]

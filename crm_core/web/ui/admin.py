@@ -61,7 +61,11 @@ def admin_index() -> ResponseReturnValue:
     user = actor()
     require_any_admin(user)
     sections = [s for s in SECTIONS if s.permission is None or has_permission(user, s.permission)]
-    return render_template("crm_core/ui/admin/index.html", sections=sections)
+    return render_template(
+        "crm_core/ui/admin/index.html",
+        sections=sections,
+        plugin_pages=current_crm().settings_pages(user),
+    )
 
 
 @blueprint.get("/admin/plugins", endpoint="admin_plugins")

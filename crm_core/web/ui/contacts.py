@@ -95,9 +95,13 @@ def contacts_list() -> ResponseReturnValue:
             "crm_ui.contacts", **{**request.args, "cursor": BY_NAME.token(last)}
         ))
         names = customer_names(session, user, {row.customer_id for row in rows} | {customer_id})
+        columns = crm.list_columns("contact", user)
+        cells = {column.name: column.values(rows) for column in columns}
     return render_template(
         "crm_core/ui/contacts/list.html",
         contacts=rows,
+        columns=columns,
+        cells=cells,
         customer_names=names,
         query=query,
         customer_id=customer_id,
