@@ -411,3 +411,11 @@ def test_a_user_saves_views_of_the_list_and_only_sees_their_own(crm, client, adm
     other.post(f"/customers/views/{views[0].id}/delete", {}, status=404)
     admin.post(f"/customers/views/{views[0].id}/delete", {})
     assert count_rows(crm, SavedView) == 0
+
+
+def test_the_navigation_shows_what_a_user_may_use(crm, client):
+    ui_user(crm, "contacts-only@ui.example", ["contact.view", "contact.edit"])
+    page = UiBrowser(client, "contacts-only@ui.example").get("/")
+    nav = page[page.index('<nav aria-label="Main">'):page.index("</nav>")]
+    assert ">Contacts</a>" in nav and ">Import</a>" in nav and ">Export</a>" in nav
+    assert ">Customers</a>" not in nav and ">Admin</a>" not in nav

@@ -35,18 +35,20 @@ blueprint = Blueprint(
     static_url_path="/static/ui",
 )
 
-#: Core's own navigation entries (endpoint, label, permission), before plugins' entries.
-CORE_MENU: tuple[MenuItem, ...] = (
-    MenuItem("Dashboard", "crm_ui.dashboard", order=0),
-    MenuItem("Customers", "crm_ui.customers", order=10, permission="customer.view"),
-    MenuItem("Contacts", "crm_ui.contacts", order=20, permission="contact.view"),
-    MenuItem("Import", "crm_ui.imports", order=60, permission="customer.edit"),
-    MenuItem("Export", "crm_ui.exports", order=70, permission="customer.view"),
-)
-#: The administration permissions: holding any one of them shows :data:`ADMIN_MENU`.
+#: The administration permissions: holding any one of them shows the *Admin* entry.
 ADMIN_PERMISSIONS = ("user.admin", "webhook.admin", "plugin.admin")
-#: The navigation entry of the administration pages (``crm_core.web.ui.admin``).
-ADMIN_MENU = MenuItem("Admin", "crm_ui.admin", order=90)
+#: Core's own navigation entries, before plugins' entries, each with the permissions of
+#: which the user needs one (none: everyone signed in).
+CORE_MENU: tuple[tuple[MenuItem, tuple[str, ...]], ...] = (
+    (MenuItem("Dashboard", "crm_ui.dashboard", order=0), ()),
+    (MenuItem("Customers", "crm_ui.customers", order=10), ("customer.view",)),
+    (MenuItem("Contacts", "crm_ui.contacts", order=20), ("contact.view",)),
+    (MenuItem("Import", "crm_ui.imports", order=60),
+     ("customer.edit", "contact.edit", "interaction.edit")),
+    (MenuItem("Export", "crm_ui.exports", order=70),
+     ("customer.view", "contact.view", "interaction.view")),
+    (MenuItem("Admin", "crm_ui.admin", order=90), ADMIN_PERMISSIONS),
+)
 
 
 #: The modules whose views make up the UI (each adds its views to :data:`blueprint`).
@@ -89,9 +91,7 @@ def _navigation() -> dict[str, Any]:
         if actor is None:
             return []
         granted = actor.permissions
-        own = [item for item in CORE_MENU if item.permission in (None, *granted)]
-        if granted.intersection(ADMIN_PERMISSIONS):
-            own.append(ADMIN_MENU)
+        own = [item for item, needed in CORE_MENU if not needed or granted.intersection(needed)]
         return own + current_crm().menu_items(actor)
 
     return {"navigation": entries}
