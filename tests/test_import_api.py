@@ -198,6 +198,31 @@ def test_a_job_its_worker_abandoned_is_marked_failed_and_says_how_to_finish(api,
     assert api.get(f"/imports/{busy.id}").json["status"] == "running"
 
 
+def test_an_abandoned_uploads_file_is_deleted_a_users_own_file_is_not(crm, tmp_path):
+    import datetime as dt
+
+    from crm_core.db import utcnow
+    from crm_core.imports import ImportOptions, create_job
+    from crm_core.imports.jobs import fail_abandoned, uploads_folder
+
+    uploaded = uploads_folder(crm) / "job-upload" / "people.csv"
+    uploaded.parent.mkdir(parents=True, exist_ok=True)
+    own = tmp_path / "people.csv"
+    for path in (uploaded, own):
+        path.write_text("name\nAcme\n", encoding="utf-8")
+    with crm.unit_of_work(source="test") as uow:
+        jobs = [create_job(uow, path=path, filename="people.csv",
+                           options=ImportOptions("customers")) for path in (uploaded, own)]
+        for job in jobs:
+            job.status = "running"
+            job.started_at = job.progressed_at = utcnow() - dt.timedelta(minutes=20)
+    assert sorted(fail_abandoned(crm)) == sorted(job.id for job in jobs)
+    assert not uploaded.exists() and not uploaded.parent.exists()
+    assert own.exists()
+    with crm.session_factory() as session:
+        assert [session.get(ImportJob, job.id).path for job in jobs] == [None, None]
+
+
 # -- running a dry run's file again ----------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.authz import require
@@ -360,38 +360,42 @@ def fail_abandoned(crm: CRM, *, after: dt.timedelta = ABANDONED_AFTER) -> list[i
 
     Their committed batches stay (each batch is its own transaction); the error says how
     to finish: import the file again, matching on email or external id updates the rows
-    that are in already. Called by ``crm worker`` every few seconds.
+    that are in already. Their uploaded files are deleted, as after any failed job (a
+    file of the user's own, given to ``crm import``, stays). Called by ``crm worker``
+    every few seconds.
     """
     cutoff = utcnow() - after
-    stalled = (
-        select(ImportJob.id)
-        .where(ImportJob.status == ImportStatus.RUNNING.value, ImportJob.progressed_at < cutoff)
-        .limit(1)
+    stalled = and_(
+        ImportJob.status == ImportStatus.RUNNING.value, ImportJob.progressed_at < cutoff
     )
     with crm.session_factory() as session:
-        if session.scalar(stalled) is None:  # the usual case: no write lock taken
-            return []
+        if session.scalar(select(ImportJob.id).where(stalled).limit(1)) is None:
+            return []  # the usual case: no write lock taken
+    error = (
+        f"the worker running this import stopped (no batch for "
+        f"{int(after.total_seconds() // 60)} minutes); the batches it committed are in: "
+        "import the file again to finish (rows already in are matched and updated or skipped)"
+    )
     with crm.unit_of_work(source="import") as uow:
-        ids = list(
-            uow.session.scalars(
+        rows = uow.session.execute(
+            select(ImportJob.id, ImportJob.path).where(stalled).with_for_update()
+        ).all()
+        ids = [row.id for row in rows]
+        if ids:
+            uow.session.execute(
                 update(ImportJob)
-                .where(
-                    ImportJob.status == ImportStatus.RUNNING.value,
-                    ImportJob.progressed_at < cutoff,
-                )
+                .where(ImportJob.id.in_(ids))
                 .values(
                     status=ImportStatus.FAILED.value,
                     finished_at=utcnow(),
-                    error=(
-                        "the worker running this import stopped (no batch for "
-                        f"{int(after.total_seconds() // 60)} minutes); the batches it "
-                        "committed are in: import the file again to finish (rows already "
-                        "in are matched and updated or skipped)"
-                    ),
+                    error=error,
+                    path=None,
+                    file_expires_at=None,
                 )
-                .returning(ImportJob.id)
             )
-        )
+    for row in rows:
+        if row.path is not None:  # an upload goes, as after any failed job
+            _remove_upload(crm, Path(row.path))
     for ident in ids:
         log.warning("import job %s was abandoned by its worker: marked failed", ident)
     return ids
