@@ -134,52 +134,23 @@ class CRM:
 
     def menu_items(self, actor: User | None) -> list[MenuItem]:
         """Navigation entries from every plugin that ``actor`` may see, in display order."""
-        granted = actor.permissions if actor is not None else frozenset()
-        items = [
-            item
-            for result in self.pm.hook.crm_menu_items(actor=actor)
-            for item in result or ()
-            if item.permission is None or item.permission in granted
-        ]
-        return sorted(items, key=lambda item: (item.order, item.label))
+        return _permitted(_ordered(self.pm.hook.crm_menu_items(actor=actor), "label"), actor)
 
     def customer_panels(self, customer: Customer, actor: User | None) -> list[Panel]:
         """Panels plugins show on ``customer``'s page for ``actor``, in display order."""
-        panels = [
-            panel
-            for result in self.pm.hook.crm_customer_panels(customer=customer, actor=actor)
-            for panel in result or ()
-        ]
-        return sorted(panels, key=lambda panel: (panel.order, panel.title))
+        return _ordered(self.pm.hook.crm_customer_panels(customer=customer, actor=actor))
 
     def dashboard_widgets(self, actor: User) -> list[Panel]:
         """Widgets plugins show on ``actor``'s dashboard, in display order."""
-        widgets = [
-            widget
-            for result in self.pm.hook.crm_dashboard_widgets(actor=actor)
-            for widget in result or ()
-        ]
-        return sorted(widgets, key=lambda widget: (widget.order, widget.title))
+        return _ordered(self.pm.hook.crm_dashboard_widgets(actor=actor))
 
     def list_columns(self, entity: str, actor: User) -> list[ListColumn]:
         """Columns plugins add to the UI's list of ``entity`` for ``actor``, in order."""
-        columns = [
-            column
-            for result in self.pm.hook.crm_list_columns(entity=entity, actor=actor)
-            for column in result or ()
-        ]
-        return sorted(columns, key=lambda column: (column.order, column.header))
+        return _ordered(self.pm.hook.crm_list_columns(entity=entity, actor=actor), "header")
 
     def settings_pages(self, actor: User) -> list[MenuItem]:
         """Links to plugins' settings pages that ``actor`` may open, in display order."""
-        granted = actor.permissions
-        items = [
-            item
-            for result in self.pm.hook.crm_settings_pages(actor=actor)
-            for item in result or ()
-            if item.permission is None or item.permission in granted
-        ]
-        return sorted(items, key=lambda item: (item.order, item.label))
+        return _permitted(_ordered(self.pm.hook.crm_settings_pages(actor=actor), "label"), actor)
 
     def dispose(self) -> None:
         """Close the engine's pooled connections."""
@@ -278,3 +249,15 @@ def _attribute_from_config(key: str, spec: Mapping[str, Any]) -> CustomAttribute
         required=bool(spec.get("required", False)),
         choices=tuple(spec.get("choices", ())),
     )
+
+
+def _ordered(results: list[Any], label: str = "title") -> list[Any]:
+    """Every item of the plugins' ``results`` (lists or ``None``) by ``order``, then ``label``."""
+    items = [item for result in results for item in result or ()]
+    return sorted(items, key=lambda item: (item.order, getattr(item, label)))
+
+
+def _permitted(items: list[MenuItem], actor: User | None) -> list[MenuItem]:
+    """The ``items`` without a permission or with one ``actor`` holds."""
+    granted = actor.permissions if actor is not None else frozenset()
+    return [item for item in items if item.permission is None or item.permission in granted]

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.authz import require
@@ -201,6 +201,33 @@ def _remove_upload(crm: CRM, path: Path) -> None:
         resolved.unlink(missing_ok=True)
 
 
+def _release_files(crm: CRM, where: ColumnElement[bool], **values: Any) -> list[int]:
+    """Set ``values`` on the jobs ``where`` selects, take their files from them and delete
+    the uploaded ones once that has committed; the jobs' ids.
+
+    The rows are locked while they change, so a concurrent :func:`rerun` either took a
+    file before or finds it gone. When no job matches, no write lock is taken.
+    """
+    with crm.session_factory() as session:
+        if session.scalar(select(ImportJob.id).where(where).limit(1)) is None:
+            return []  # the usual case
+    with crm.unit_of_work(source="import") as uow:
+        rows = uow.session.execute(
+            select(ImportJob.id, ImportJob.path).where(where).with_for_update()
+        ).all()
+        ids = [row.id for row in rows]
+        if ids:
+            uow.session.execute(
+                update(ImportJob)
+                .where(ImportJob.id.in_(ids))
+                .values(**values, path=None, file_expires_at=None)
+            )
+    for row in rows:
+        if row.path is not None:
+            _remove_upload(crm, Path(row.path))
+    return ids
+
+
 def enqueue_after_commit(uow: UnitOfWork, job_id: int) -> None:
     """Queue job ``job_id`` (task ``crm_core.import``) once ``uow`` has committed."""
     crm = uow.crm
@@ -327,25 +354,7 @@ def prune_kept_files(crm: CRM, *, now: dt.datetime | None = None) -> list[int]:
     (the rows locked, so a concurrent :func:`rerun` either took the file before or
     finds it gone); the files are deleted once it has committed.
     """
-    cutoff = now or utcnow()
-    expired = ImportJob.file_expires_at <= cutoff
-    with crm.session_factory() as session:
-        if session.scalar(select(ImportJob.id).where(expired).limit(1)) is None:
-            return []  # the usual case: no write lock taken
-    with crm.unit_of_work(source="import") as uow:
-        rows = uow.session.execute(
-            select(ImportJob.id, ImportJob.path).where(expired).with_for_update()
-        ).all()
-        ids = [row.id for row in rows]
-        if ids:
-            uow.session.execute(
-                update(ImportJob)
-                .where(ImportJob.id.in_(ids))
-                .values(path=None, file_expires_at=None)
-            )
-    for row in rows:
-        if row.path is not None:
-            _remove_upload(crm, Path(row.path))
+    ids = _release_files(crm, ImportJob.file_expires_at <= (now or utcnow()))
     if ids:
         log.info("deleted the kept files of %s expired dry runs", len(ids))
     return ids
@@ -364,38 +373,18 @@ def fail_abandoned(crm: CRM, *, after: dt.timedelta = ABANDONED_AFTER) -> list[i
     file of the user's own, given to ``crm import``, stays). Called by ``crm worker``
     every few seconds.
     """
-    cutoff = utcnow() - after
     stalled = and_(
-        ImportJob.status == ImportStatus.RUNNING.value, ImportJob.progressed_at < cutoff
+        ImportJob.status == ImportStatus.RUNNING.value,
+        ImportJob.progressed_at < utcnow() - after,
     )
-    with crm.session_factory() as session:
-        if session.scalar(select(ImportJob.id).where(stalled).limit(1)) is None:
-            return []  # the usual case: no write lock taken
     error = (
         f"the worker running this import stopped (no batch for "
         f"{int(after.total_seconds() // 60)} minutes); the batches it committed are in: "
         "import the file again to finish (rows already in are matched and updated or skipped)"
     )
-    with crm.unit_of_work(source="import") as uow:
-        rows = uow.session.execute(
-            select(ImportJob.id, ImportJob.path).where(stalled).with_for_update()
-        ).all()
-        ids = [row.id for row in rows]
-        if ids:
-            uow.session.execute(
-                update(ImportJob)
-                .where(ImportJob.id.in_(ids))
-                .values(
-                    status=ImportStatus.FAILED.value,
-                    finished_at=utcnow(),
-                    error=error,
-                    path=None,
-                    file_expires_at=None,
-                )
-            )
-    for row in rows:
-        if row.path is not None:  # an upload goes, as after any failed job
-            _remove_upload(crm, Path(row.path))
+    ids = _release_files(
+        crm, stalled, status=ImportStatus.FAILED.value, finished_at=utcnow(), error=error
+    )
     for ident in ids:
         log.warning("import job %s was abandoned by its worker: marked failed", ident)
     return ids
