@@ -26,7 +26,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test install install-test lint clean
+.PHONY: help demo test install install-test lint clean translations
 
 help:
 	@echo "make demo   install crm-core and its plugins into $(VENV), start the demo on SQLite"
@@ -64,6 +64,18 @@ install-test:
 
 lint: install-test
 	$(TEST_VENV)/bin/ruff check .
+
+# After changing the UI's texts: extract them into the template catalogue, merge it into
+# each language's messages.po (new texts come untranslated, changed ones marked fuzzy:
+# translate them), and compile every .po to the .mo the app reads. The tests fail while
+# a catalogue is incomplete or a .mo is older than its .po.
+translations: install-test
+	$(TEST_VENV)/bin/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
+		--project crm-core --copyright-holder "crm-core developers" \
+		-o crm_core/translations/messages.pot .
+	$(TEST_VENV)/bin/pybabel -q update --ignore-obsolete \
+		-i crm_core/translations/messages.pot -d crm_core/translations
+	$(TEST_VENV)/bin/pybabel -q compile -d crm_core/translations
 
 clean:
 	rm -rf $(TEST_VENV) build dist .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from crm_core import search
 from crm_core.extensions import Channel, Job, Permission, SearchProvider
 from crm_core.hookspecs import hookimpl
+from crm_core.i18n import N_
 from crm_core.models import CORE_CHANNELS
 
 if TYPE_CHECKING:
@@ -15,21 +16,21 @@ if TYPE_CHECKING:
 _UNDIRECTED = {"note", "web", "purchase"}
 
 CORE_PERMISSIONS = (
-    Permission("customer.view", "See customers"),
-    Permission("customer.edit", "Create and change customers"),
-    Permission("customer.archive", "Archive customers"),
-    Permission("customer.merge", "Merge duplicate customers"),
-    Permission("contact.view", "See contacts"),
-    Permission("contact.edit", "Create and change contacts"),
-    Permission("contact.archive", "Archive contacts"),
-    Permission("contact.merge", "Merge duplicate contacts"),
-    Permission("interaction.view", "See interactions"),
-    Permission("interaction.edit", "Log and change interactions"),
-    Permission("interaction.archive", "Archive interactions"),
-    Permission("audit.view", "Read the audit history"),
-    Permission("user.admin", "Manage users and roles"),
-    Permission("plugin.admin", "See and configure plugins"),
-    Permission("webhook.admin", "Manage webhooks, see and replay event deliveries"),
+    Permission("customer.view", N_("See customers")),
+    Permission("customer.edit", N_("Create and change customers")),
+    Permission("customer.archive", N_("Archive customers")),
+    Permission("customer.merge", N_("Merge duplicate customers")),
+    Permission("contact.view", N_("See contacts")),
+    Permission("contact.edit", N_("Create and change contacts")),
+    Permission("contact.archive", N_("Archive contacts")),
+    Permission("contact.merge", N_("Merge duplicate contacts")),
+    Permission("interaction.view", N_("See interactions")),
+    Permission("interaction.edit", N_("Log and change interactions")),
+    Permission("interaction.archive", N_("Archive interactions")),
+    Permission("audit.view", N_("Read the audit history")),
+    Permission("user.admin", N_("Manage users and roles")),
+    Permission("plugin.admin", N_("See and configure plugins")),
+    Permission("webhook.admin", N_("Manage webhooks, see and replay event deliveries")),
 )
 
 

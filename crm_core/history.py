@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from crm_core.authz import require, visible
 from crm_core.errors import NotFoundError, ValidationError
+from crm_core.i18n import N_
 from crm_core.ids import MAX_ID, as_record_id
 from crm_core.models import AuditEntry, Contact, Customer, Interaction, Role, Team, User
 
@@ -84,7 +85,7 @@ def history(
     if before_id is not None and (
         isinstance(before_id, bool) or not isinstance(before_id, int) or not 0 < before_id <= MAX_ID
     ):
-        raise ValidationError({"before_id": ["Give the id of an audit entry."]})
+        raise ValidationError({"before_id": [N_("Give the id of an audit entry.")]})
     if model is None:
         if entity in _RECORDS:
             model = _RECORDS[entity]

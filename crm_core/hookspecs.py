@@ -338,6 +338,18 @@ def crm_settings_pages(actor: User) -> Sequence[MenuItem] | None:
     """
 
 
+@hookspec
+def crm_translation_directories() -> Sequence[str] | None:
+    """Return directories holding this plugin's UI catalogues.
+
+    Each directory is laid out as ``<language>/LC_MESSAGES/messages.mo`` (what
+    ``pybabel compile`` writes); its messages are merged over core's for the
+    languages in :data:`crm_core.languages.LANGUAGES`. Mark strings in your templates
+    with ``_()`` and in Python with :func:`flask_babel.gettext` /
+    :func:`flask_babel.lazy_gettext`.
+    """
+
+
 # ---------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from crm_core.authz import has_permission, require, visible
 from crm_core.errors import CRMError, HookError, NotFoundError, ValidationError
 from crm_core.extensions import TimelineEntry
+from crm_core.i18n import N_
 from crm_core.ids import MAX_ID, as_record_id
 from crm_core.models import Customer, Interaction
 from crm_core.search import active
@@ -72,7 +73,7 @@ class TimelineCursor(NamedTuple):
         except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error):
             valid = False
         if not valid:
-            raise ValidationError({"cursor": ["Not a valid cursor."]})
+            raise ValidationError({"cursor": [N_("Not a valid cursor.")]})
         return cls(occurred_at, kind, ident)
 
     @classmethod
@@ -241,7 +242,7 @@ def _checked_cursor(cursor: TimelineCursor) -> TimelineCursor:
     except (OverflowError, ValueError, AttributeError):
         valid = False
     if not valid or not isinstance(cursor.type, str) or isinstance(cursor.id, bool):
-        raise ValidationError({"cursor": ["Not a valid cursor."]})
+        raise ValidationError({"cursor": [N_("Not a valid cursor.")]})
     return TimelineCursor(when, cursor.type, cursor.id)
 
 

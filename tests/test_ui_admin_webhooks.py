@@ -293,6 +293,99 @@ def test_deleting_asks_first_then_deletes(crm, ui, hook):
     ui.get(f"/admin/webhooks/{hook.id}/delete", status=404)
 
 
+# -- editing ------------------------------------------------------------------------------------
+
+
+def test_editing_a_webhook_changes_its_url_description_and_event_types(crm, ui, hook):
+    edit = f"/admin/webhooks/{hook.id}/edit"
+    assert f'href="{edit}">Edit<span' in ui.get(f"/admin/webhooks/{hook.id}")
+    form = ui.get(edit)
+    assert "<h1>Edit the webhook</h1>" in form and 'name="version" value="1"' in form
+    assert f'name="url" type="url" value="{HOOK["url"]}"' in form
+    assert 'value="contact.*" checked' in form and 'value="customer.*" checked' not in form
+    assert f'href="/admin/webhooks/{hook.id}">Cancel</a>' in form  # back to the webhook
+    response = ui.post(edit, {
+        "version": "1", "url": "https://moved.example.com/crm", "description": "ERP mirror",
+        "event_types": ["customer.*", "contact.*"], "other_event_types": "deal.won",
+    })
+    assert response.headers["Location"] == f"/admin/webhooks/{hook.id}"
+    page = ui.get(response.headers["Location"])
+    assert "The webhook for https://moved.example.com/crm was saved." in page
+    stored = stored_row(crm, Webhook, hook.id)
+    assert stored.url == "https://moved.example.com/crm" and stored.description == "ERP mirror"
+    # the types it had keep their place, new ones follow
+    assert stored.event_types == ["contact.*", "customer.*", "deal.won"]
+    assert stored.active and stored.secret == hook.secret and stored.version == 2
+    with crm.session_factory() as session:
+        source = session.scalar(select(AuditEntry.source).where(
+            AuditEntry.entity == "webhook", AuditEntry.action == "updated"))
+    assert source == "ui"
+    form = ui.get(edit)  # a typed-in type comes back typed in, the offered ones ticked
+    assert 'name="other_event_types" type="text" value="deal.won"' in form
+    assert 'value="customer.*" checked' in form and 'name="version" value="2"' in form
+    ui.post(edit, {  # saved unchanged (boxes in another order): nothing changes
+        "version": "2", "url": "https://moved.example.com/crm", "description": "ERP mirror",
+        "event_types": ["contact.*", "customer.*"], "other_event_types": "deal.won",
+    })
+    assert stored_row(crm, Webhook, hook.id).version == 2
+
+
+def test_a_refused_edit_shows_each_message_and_changes_nothing(crm, ui, hook):
+    edit = f"/admin/webhooks/{hook.id}/edit"
+    page = ui.post(
+        edit, {"version": "1", "url": "ftp://files.example.com", "description": "Moved"},
+        status=422,
+    ).get_data(as_text=True)
+    assert 'id="url-errors"' in page and "Give an absolute http:// or https:// URL" in page
+    assert 'id="event_types-errors"' in page and "Give 1 to 50 event types." in page
+    assert 'value="ftp://files.example.com"' in page and 'value="Moved"' in page
+    assert "nothing was saved" in page and 'name="version" value="1"' in page
+    stored = stored_row(crm, Webhook, hook.id)
+    assert stored.url == HOOK["url"] and stored.event_types == HOOK["event_types"]
+    assert stored.description == "" and stored.version == 1
+    ui.post(edit, {"url": HOOK["url"], "event_types": ["*"]}, status=400)  # no version
+
+
+def test_an_edit_of_a_webhook_changed_meanwhile_shows_both_and_can_be_saved_again(crm, ui, hook):
+    edit = f"/admin/webhooks/{hook.id}/edit"
+    with crm.unit_of_work(source="test") as uow:
+        webhooks.update(uow, hook.id, {"url": "https://moved.example.com/crm"})
+    mine = {"version": "1", "url": "https://mine.example.com/crm", "event_types": ["contact.*"]}
+    page = ui.post(edit, mine, status=409).get_data(as_text=True)
+    assert "while you were editing" in page
+    assert re.search(
+        r'<th scope="row">URL</th><td>https://moved.example.com/crm</td>'
+        r'<td>https://mine.example.com/crm</td>', page
+    )
+    assert "Event types</th>" not in page.split("<form")[0]  # the same on both sides
+    assert 'name="version" value="2"' in page
+    assert stored_row(crm, Webhook, hook.id).url == "https://moved.example.com/crm"
+    ui.post(edit, {**mine, "version": "2"})  # save mine anyway
+    stored = stored_row(crm, Webhook, hook.id)
+    assert stored.url == "https://mine.example.com/crm" and stored.version == 3
+
+
+def test_editing_an_unknown_webhook_is_not_found(ui):
+    assert "There is no webhook" in ui.get("/admin/webhooks/999999/edit", status=404)
+    ui.post("/admin/webhooks/999999/edit", {**HOOK, "version": "1"}, status=404)
+    ui.get(f"/admin/webhooks/{2**40}/edit", status=404)
+
+
+def test_editing_needs_webhook_admin(crm, client, hook):
+    ui_user(crm, "people@ui.example", ["user.admin"])
+    browser = UiBrowser(client, "people@ui.example")
+    assert "webhook.admin" in browser.get(f"/admin/webhooks/{hook.id}/edit", status=403)
+    browser.post(
+        f"/admin/webhooks/{hook.id}/edit",
+        {"version": "1", "url": "https://evil.example.com/", "event_types": ["*"]},
+        status=403,
+    )
+    browser.get("/admin/webhooks/999999/edit", status=403)  # nothing told about other ids
+    stored = stored_row(crm, Webhook, hook.id)
+    assert stored.url == HOOK["url"] and stored.event_types == HOOK["event_types"]
+    assert stored.version == 1
+
+
 # -- permissions ----------------------------------------------------------------------------------
 
 

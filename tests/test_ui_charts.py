@@ -193,6 +193,16 @@ def test_many_categories_label_only_every_kth():
     assert len(_bars(root)) == 52
 
 
+def test_long_labels_are_thinned_out_rather_than_cut():
+    days = [f"{n}. Sept." for n in range(10, 22)]  # twelve weeks as German writes them
+    root = _parse(bar_chart("T", days, [Series("Calls", [1] * 12)]))
+    assert _texts(root, "crm-chart-category") == days[::2]
+    few = ["A very long category name indeed", "Another very long category name"]
+    root = _parse(bar_chart("T", few, [Series("Calls", [1, 2])], width=200))
+    labels = _texts(root, "crm-chart-category")
+    assert len(labels) == 2 and all(label.endswith("…") for label in labels)  # both, shortened
+
+
 def test_few_categories_are_all_labelled():
     root = _parse(bar_chart("T", WEEKS, [Series("Calls", [1, 2, 3])]))
     assert _texts(root, "crm-chart-category") == WEEKS

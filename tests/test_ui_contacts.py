@@ -8,10 +8,12 @@ conflicting edits, permissions (403) and contacts the user may not see (404).
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 from typing import Any
 
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import select
 from ui_support import count_rows, stored_row
 
@@ -47,7 +49,8 @@ def ada(crm: Any, acme: Customer) -> Contact:
 
 
 def test_contact_pages_send_anonymous_visitors_to_sign_in(client, ada):
-    for path in ("/contacts", f"/contacts/{ada.id}", "/contacts/new", f"/contacts/{ada.id}/edit"):
+    for path in ("/contacts", "/contacts.pdf", f"/contacts/{ada.id}", "/contacts/new",
+                 f"/contacts/{ada.id}/edit"):
         response = client.get(path)
         assert response.status_code == 302
         assert response.headers["Location"].startswith("/login?next=")
@@ -85,6 +88,7 @@ def test_the_list_pages_by_last_name_with_one_query_for_customer_names(crm, ui, 
     second = ui.get(link_of(first))
     assert second.count('<th scope="row">') == 5 and "Person 54" in second
     assert 'rel="next"' not in second and "First page" in second
+    assert 'href="/contacts.pdf"' in second  # the printout starts at the top, not at this page
     ui.get("/contacts?cursor=not-a-cursor", status=400)
     ui.get("/contacts?customer_id=abc", status=400)
 
@@ -122,6 +126,58 @@ def test_a_seller_lists_and_opens_only_contacts_they_may_see(crm, client, ada):
     assert "There is no contact" in ui_get
 
 
+# -- the list's printout --------------------------------------------------------------------------
+
+
+def _pdf_text(response: Any) -> str:
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert response.data.startswith(b"%PDF-")
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages)
+    return " ".join(text.split())  # words, whatever the lines they were set on
+
+
+def test_the_list_prints_as_a_pdf_with_its_search_and_customer_filter(crm, ui, ada, acme):
+    with crm.unit_of_work(source="test") as uow:
+        other = customers.create(uow, {"name": "Nordic Fika AB"})
+        contacts.create(uow, {"customer_id": other.id, "first_name": "Björn", "last_name": "Berg"})
+    response = ui.client.get("/contacts.pdf")
+    assert response.headers["Content-Disposition"] == 'inline; filename="contacts.pdf"'
+    everyone = _pdf_text(response)
+    assert "Ada Kowalska" in everyone and "Björn Berg" in everyone
+    assert "ada@acme.example" in everyone and "ACME Tools GmbH" in everyone
+    assert "Sign out" not in everyone and "New contact" not in everyone  # the print stylesheet
+    theirs = _pdf_text(ui.client.get(f"/contacts.pdf?customer_id={other.id}"))
+    assert "Contacts of Nordic Fika AB" in theirs and "Björn Berg" in theirs
+    assert "Kowalska" not in theirs
+    found = _pdf_text(ui.client.get("/contacts.pdf?q=kowalska"))
+    assert "Ada Kowalska" in found and "Björn" not in found
+    mine = ui.get(f"/contacts?customer_id={acme.id}&q=ada")
+    assert f'href="/contacts.pdf?customer_id={acme.id}&amp;q=ada"' in mine
+    ui.get("/contacts.pdf?customer_id=abc", status=400)
+
+
+def test_a_long_list_prints_its_first_rows_and_says_so(crm, ui, ada, monkeypatch):
+    from crm_core.web.ui import contacts as contact_pages
+
+    with crm.unit_of_work(source="test") as uow:
+        contacts.create(uow, {"first_name": "Zofia", "last_name": "Zielinska"})
+    monkeypatch.setattr(contact_pages, "PRINT_ROWS", 1)
+    text = _pdf_text(ui.client.get("/contacts.pdf"))
+    assert "Ada Kowalska" in text and "Zielinska" not in text
+    assert "The first 1 contact; narrow the filters to print the others." in text
+
+
+def test_a_seller_prints_only_the_contacts_they_may_see(crm, client, ada):
+    seller = ui_user(crm, "seller@ui.example", SELLER_PERMISSIONS, visibility="own")
+    with crm.unit_of_work(source="test") as uow:
+        own = customers.create(uow, {"name": "Seller's Own AB", "owner_id": seller.id})
+        contacts.create(uow, {"customer_id": own.id, "first_name": "Mia", "last_name": "Mine"})
+    browser = UiBrowser(client, "seller@ui.example")
+    text = _pdf_text(browser.client.get("/contacts.pdf"))
+    assert "Mia Mine" in text and "Kowalska" not in text and "ada@acme.example" not in text
+    assert "Kowalska" not in _pdf_text(browser.client.get("/contacts.pdf?q=kowalska"))
+
+
 # -- the contact's page ---------------------------------------------------------------------------
 
 
@@ -132,8 +188,9 @@ def test_the_contact_page_shows_details_consent_and_links(crm, ui, ada, acme):
     assert "<dt>Email (work)</dt>" in page and 'href="mailto:ada@acme.example"' in page
     assert "<dt>Email (home)</dt>" in page and 'href="mailto:ada@home.example"' in page
     assert "<dt>Phone (mobile)</dt>" in page and 'href="tel:+49301234567"' in page
-    today = dt.datetime.now(dt.UTC).strftime("%d %b %Y")
-    assert "<dt>Emails</dt><dd>Agreed on <time" in page and today in page
+    today = dt.datetime.now(dt.UTC).date()
+    assert f'<dt>Emails</dt><dd>Agreed on <time datetime="{today.isoformat()}' in page
+    assert f">{today:%b} {today.day}, {today.year}</time></dd>" in page  # as English writes it
     assert "<dt>Phone calls</dt><dd>Not agreed</dd>" in page
     assert "<dt>Owner</dt><dd>Nobody</dd>" in page  # made by the system, without an owner
     assert f'href="/contacts/{ada.id}/edit"' in page
@@ -397,4 +454,5 @@ def test_contact_pages_and_forms_need_their_permissions(crm, app, client, ada, a
     stranger = UiBrowser(app.test_client(), "stranger@ui.example")
     assert ">Contacts</a>" not in stranger.get("/")
     assert "contact.view" in stranger.get("/contacts", status=403)
+    stranger.get("/contacts.pdf", status=403)
     stranger.get(f"/contacts/{ada.id}", status=403)

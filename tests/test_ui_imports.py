@@ -23,7 +23,8 @@ from crm_core.db import utcnow
 from crm_core.imports import ImportOptions, create_job
 from crm_core.imports.jobs import uploads_folder
 from crm_core.models import Customer, ImportJob, ImportMapping, User
-from crm_core.testing import ApiClient, UiBrowser, api_token, ui_user
+from crm_core.testing import ApiClient, UiBrowser, api_token, link_of, sql_statements, ui_user
+from crm_core.web.api.pagination import Cursor
 
 pytestmark = pytest.mark.plugins()
 
@@ -397,6 +398,40 @@ def test_a_queued_job_refreshes_its_page_and_the_list_pages_with_a_cursor(crm, u
     assert "file-01.csv" in second and "file-00.csv" in second and 'rel="next"' not in second
     assert '<a href="/imports">Newest</a>' in second
     ui.get("/imports?cursor=not-a-cursor", status=400)
+
+
+def test_the_list_reads_each_page_with_one_query_and_the_shared_pager(crm, ui, tmp_path):
+    path = tmp_path / "people.csv"
+    path.write_bytes(CSV)
+    with crm.session_factory() as session:
+        admin = session.scalars(select(User).where(User.email == "ui-admin@example.com")).one()
+        admin.permissions  # noqa: B018 - loads the roles
+    with crm.unit_of_work(actor=admin, source="test") as uow:
+        ids = [
+            create_job(uow, path=path, filename=f"file-{n:02d}.csv",
+                       options=ImportOptions("customers")).id
+            for n in range(26)
+        ]
+    with sql_statements(crm) as statements:
+        first = ui.get("/imports")
+    assert len([s for s in statements if "FROM import_job" in s]) == 1, statements
+    assert '<nav class="pager" aria-label="Pages">' in first and ">Newest</a>" not in first
+    following = link_of(first)
+    # the cursor names the last job shown (as before the shared pager: old links still work)
+    last = ids[1]
+    assert following == f"/imports?cursor={Cursor('id', True, last, last).encode()}"
+    assert 'rel="next" href="' + following + '">Older imports</a>' in first
+    with sql_statements(crm) as statements:
+        second = ui.get(following)
+    assert len([s for s in statements if "FROM import_job" in s]) == 1, statements
+    assert second.count('<th scope="row"><a href="/imports/') == 1 and "file-00.csv" in second
+    assert "<td>customers</td>" in second
+    assert '<span class="badge import-queued">queued</span>' in second
+    # a cursor of another list's order, or naming an id no job can have, is refused
+    other_order = Cursor("name", False, "Acme", 1).encode()
+    ui.get(f"/imports?cursor={other_order}", status=400)
+    too_big = Cursor("id", True, 5, 2**40).encode()
+    ui.get(f"/imports?cursor={too_big}", status=400)
 
 
 def test_an_expired_file_cannot_run_again_and_the_page_says_so(crm, ui):

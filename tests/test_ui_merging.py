@@ -99,6 +99,16 @@ def test_the_duplicates_page_says_why_and_links_to_the_merge_screen(ui, pair):
     assert "Globex" not in page
 
 
+def test_percentages_are_written_as_the_users_language_writes_them(ui, pair):
+    acme, duplicate = pair["acme"], pair["duplicate"]
+    response = ui.client.get(f"/customers/{acme.id}/duplicates",
+                             headers={"Accept-Language": "de"})
+    page = response.get_data(as_text=True)
+    row = page[page.index(f'href="/customers/{duplicate.id}">Acme Corp.</a>'):]
+    assert re.search(r"<td>(98|99)\xa0%</td>", row)  # German: a space before the sign
+    assert "100\xa0%" in row  # the similar name's
+
+
 def test_a_customer_without_duplicates_gets_an_empty_state(ui, pair):
     page = ui.get(f"/customers/{pair['globex'].id}/duplicates")
     assert "No likely duplicates of Globex" in page and "<table" not in page

@@ -141,6 +141,33 @@ def test_the_dashboard_shows_counts_recent_interactions_charts_and_widgets(admin
     assert admin.get("/static/ui/crm_core/ui.css").startswith("/* crm-core's UI")
 
 
+def test_the_dashboard_writes_weeks_and_stages_as_the_language_does(crm, admin, acme):
+    from babel.dates import format_skeleton
+
+    from crm_core.web.ui.dashboard import WEEKS, _week_start
+
+    with crm.unit_of_work(source="test") as uow:
+        interactions.create(uow, {"customer_id": acme.id, "channel": "call", "subject": "Now",
+                                  "occurred_at": dt.datetime.now(dt.UTC).isoformat()})
+    monday = _week_start(dt.datetime.now(dt.UTC)).date()
+    first = monday - dt.timedelta(weeks=WEEKS - 1)
+    english = admin.get("/")
+    for day in (first, monday):
+        assert f">{format_skeleton('MMMd', day, locale='en')}</text>" in english  # "Dec 2"
+    assert "Customers by lifecycle stage" in english and ">Prospect</text>" in english
+    assert "12 categories" in english and "Call: 1 in total" in english  # the chart's summary
+    assert '<span class="badge channel-call">call</span>' in english  # a badge's word
+    german = admin.client.get("/", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert '<html lang="de">' in german
+    assert f">{format_skeleton('MMMd', first, locale='de')}</text>" in german  # "2. Dez."
+    assert f">{format_skeleton('MMMd', first, locale='en')}</text>" not in german
+    assert "…</text>" not in german  # longer names: every other week labelled, none cut
+    listed = admin.get("/customers?stage=customer")
+    assert '<span class="badge stage-customer">customer</span>' in listed
+    assert '<option value="customer" selected>Customer</option>' in listed
+    assert "<h1>Customers · Customer</h1>" in listed
+
+
 def test_a_user_with_no_permissions_gets_an_explanation_not_an_error(crm, client):
     ui_user(crm, "nobody@ui.example", [])
     page = UiBrowser(client, "nobody@ui.example").get("/")

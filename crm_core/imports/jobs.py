@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from crm_core.authz import require
 from crm_core.db import utcnow
 from crm_core.errors import CRMError, NotFoundError, PermissionDenied
+from crm_core.i18n import N_
 from crm_core.ids import MAX_ID
 from crm_core.imports.mapping import MappingError, entity_name, normalise
 from crm_core.imports.reading import ReadError
@@ -328,10 +329,11 @@ def _rerun_options(
     stored = job.options
     explicit = dict(stored.get("columns") or {})
     if columns and job.format != "csv":
-        raise MappingError({header: ["A vCard file has no columns to map."] for header in columns})
+        refused = N_("A vCard file has no columns to map.")
+        raise MappingError({header: [refused] for header in columns})
     for header, target in (columns or {}).items():
         if not isinstance(header, str) or not isinstance(target, str):
-            raise MappingError({str(header): ["Map a header to a field name (text)."]})
+            raise MappingError({str(header): [N_("Map a header to a field name (text).")]})
         explicit = {k: v for k, v in explicit.items() if normalise(k) != normalise(header)}
         explicit[header] = target.strip()
     return ImportOptions(
@@ -488,7 +490,7 @@ def save_mapping(
     require(uow.actor, f"{entity}.edit")
     name = name.strip()
     if not name or len(name) > 120:
-        raise MappingError({"name": ["Give a name of 1 to 120 characters."]})
+        raise MappingError({"name": [N_("Give a name of 1 to 120 characters.")]})
     targets = available_targets(uow.crm, entity)
     errors: dict[str, list[str]] = {}
     for header, target in columns.items():

@@ -39,6 +39,7 @@ from sqlalchemy import func, insert, select, tuple_, update
 from crm_core.authz import visible
 from crm_core.db import utcnow
 from crm_core.errors import CRMError, HookError
+from crm_core.i18n import N_
 from crm_core.imports.mapping import (
     ColumnMapping,
     MappedRow,
@@ -113,20 +114,20 @@ class ImportOptions:
         if self.match_on not in MATCH_ON:
             errors["match_on"] = [f"Use one of {', '.join(MATCH_ON)}."]
         elif self.entity == "interaction" and self.match_on == "email":
-            errors["match_on"] = ["Interactions match on external_id (external_ref) only."]
+            errors["match_on"] = [N_("Interactions match on external_id (external_ref) only.")]
         if self.on_match not in ON_MATCH:
             errors["on_match"] = [f"Use one of {', '.join(ON_MATCH)}."]
         if self.format not in ("csv", "vcf"):
-            errors["format"] = ["Use csv or vcf."]
+            errors["format"] = [N_("Use csv or vcf.")]
         elif self.format == "vcf" and self.entity != "contact":
             errors["format"] = ["vCard files hold contacts only."]
         if self.delimiter is not None and len(self.delimiter) != 1:
             if self.delimiter in ("\\t", "tab", "TAB"):
                 self.delimiter = "\t"
             else:
-                errors["delimiter"] = ["Give one character (or \\t for a tab)."]
+                errors["delimiter"] = [N_("Give one character (or \\t for a tab).")]
         if self.batch_size is not None and self.batch_size < 1:
-            errors["batch_size"] = ["Must be at least 1."]
+            errors["batch_size"] = [N_("Must be at least 1.")]
         if errors:
             raise MappingError(errors)
         return self

@@ -48,7 +48,7 @@ class Team(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(120), unique=True)
 
     def __repr__(self) -> str:
-        return f"<Role {self.name}>"
+        return f"<Team {self.name}>"
 
 
 class User(TimestampMixin, Base):
@@ -67,6 +67,9 @@ class User(TimestampMixin, Base):
     last_login_at: Mapped[dt.datetime | None]
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[dt.datetime | None]
+    #: The UI's language for this user (a code of :data:`crm_core.languages.LANGUAGES`);
+    #: ``None`` follows the browser's preference.
+    language: Mapped[str | None] = mapped_column(String(16))
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="selectin")
     team: Mapped[Team | None] = relationship(lazy="selectin")
 

@@ -14,6 +14,7 @@ from marshmallow import Schema, fields
 from marshmallow import ValidationError as SchemaError
 
 from crm_core.errors import PluginError, ValidationError
+from crm_core.i18n import N_
 from crm_core.schemas.attributes import attributes_schema
 from crm_core.schemas.contact import ContactEmailSchema, ContactPhoneSchema, ContactSchema
 from crm_core.schemas.customer import CustomerSchema
@@ -48,7 +49,7 @@ def load_or_refuse(schema: Schema, data: Any, *, partial: bool = False) -> dict[
     """``schema.load(data)``; refused input becomes a :class:`~crm_core.ValidationError`
     with marshmallow's messages by field (what the API answers as a 422)."""
     if not isinstance(data, Mapping):
-        raise ValidationError({"_schema": ["Expected an object."]})
+        raise ValidationError({"_schema": [N_("Expected an object.")]})
     try:
         loaded: dict[str, Any] = schema.load(data, partial=partial)
     except SchemaError as exc:

@@ -8,6 +8,8 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
+from crm_core.i18n import N_
+
 
 class Text(fields.String):
     """A string that is stripped; an empty value becomes ``None`` when the field allows it.
@@ -42,7 +44,7 @@ class RequiredText(Text):
     def __init__(self, *, max_length: int | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("required", True)
         kwargs["validate"] = [
-            validate.Length(min=1, error="Must not be empty."),
+            validate.Length(min=1, error=N_("Must not be empty.")),
             *(kwargs.get("validate") or []),
         ]
         super().__init__(max_length=max_length, **kwargs)
@@ -52,7 +54,7 @@ class EmailAddress(Text):
     """An email address, stored in lower case so lookups and duplicates match."""
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs["validate"] = [validate.Email(error="Not a valid email address.")]
+        kwargs["validate"] = [validate.Email(error=N_("Not a valid email address."))]
         super().__init__(max_length=254, **kwargs)
 
     def _deserialize(
@@ -70,7 +72,7 @@ class PhoneNumber(Text):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs["validate"] = [
-            validate.Regexp(_PHONE, error="Not a valid phone number."),
+            validate.Regexp(_PHONE, error=N_("Not a valid phone number.")),
         ]
         super().__init__(max_length=50, **kwargs)
 
@@ -78,7 +80,7 @@ class PhoneNumber(Text):
 class Website(Text):
     """A web address; ``www.acme.com`` is accepted and stored as ``https://www.acme.com``."""
 
-    _url = validate.URL(schemes={"http", "https"}, error="Not a valid web address.")
+    _url = validate.URL(schemes={"http", "https"}, error=N_("Not a valid web address."))
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(max_length=500, **kwargs)
@@ -105,7 +107,7 @@ class CountryCode(Text):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs["validate"] = [
-            validate.Regexp(r"^[A-Z]{2}$", error="Use a two-letter ISO country code, e.g. DE.")
+            validate.Regexp(r"^[A-Z]{2}$", error=N_("Use a two-letter ISO country code, e.g. DE."))
         ]
         super().__init__(**kwargs)
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from crm_core.i18n import N_
 from crm_core.schemas.fieldtypes import Text
 
 MAX_URL_LENGTH = 2000
@@ -120,7 +121,7 @@ class WebhookSchema(WebhookPatchSchema):
                 max=MAX_SECRET_LENGTH,
                 error=f"Use {MIN_SECRET_LENGTH} to {MAX_SECRET_LENGTH} characters.",
             ),
-            validate.Regexp(_SECRET, error="Use printable ASCII characters without spaces."),
+            validate.Regexp(_SECRET, error=N_("Use printable ASCII characters without spaces.")),
         ],
         metadata={
             "description": "The signing secret (at least 24 characters); without it one is "

@@ -33,6 +33,7 @@ from sqlalchemy import func, select, update
 
 from crm_core.authz import require, visible
 from crm_core.errors import NotFoundError, ValidationError
+from crm_core.i18n import N_
 from crm_core.ids import as_record_id
 from crm_core.models import AuditEntry, Contact, Interaction
 from crm_core.services.contacts import ContactService
@@ -180,7 +181,7 @@ def _problems(
         )
     )
     if any((changes.get("undone_entry_id") or [None, None])[1] == entry.id for changes in undone):
-        return ["This merge has been undone already."]
+        return [N_("This merge has been undone already.")]
     problems = []
     if survivor.merged_into_id is not None:
         problems.append(

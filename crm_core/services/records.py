@@ -19,6 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from crm_core.authz import require, visible
 from crm_core.errors import ConflictError, CRMError, NotFoundError, ValidationError
+from crm_core.i18n import N_
 from crm_core.ids import as_record_id
 from crm_core.search_index import deferred_index
 from crm_core.services.bulk import insert_objects
@@ -257,9 +258,9 @@ class RecordService(Generic[M]):
         require(uow.actor, f"{self.entity}.merge")
         duplicates_wanted = list(dict.fromkeys(duplicate_ids))
         if not duplicates_wanted:
-            raise ValidationError({"duplicate_ids": ["Name at least one duplicate."]})
+            raise ValidationError({"duplicate_ids": [N_("Name at least one duplicate.")]})
         if survivor_id in duplicates_wanted:
-            raise ValidationError({"duplicate_ids": ["A record cannot be merged into itself."]})
+            raise ValidationError({"duplicate_ids": [N_("A record cannot be merged into itself.")]})
         survivor = self.get(uow, survivor_id)
         duplicates = [self.get(uow, ident) for ident in duplicates_wanted]
         for record in (survivor, *duplicates):

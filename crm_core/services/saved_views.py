@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlencode
 from sqlalchemy import select
 
 from crm_core.errors import NotFoundError, ValidationError
+from crm_core.i18n import N_
 from crm_core.ids import as_record_id
 from crm_core.models import SavedView
 from crm_core.schemas import load_or_refuse
@@ -76,5 +77,5 @@ def clean_query(query: str) -> str:
 
 def _user_id(uow: UnitOfWork) -> int:
     if uow.actor is None:
-        raise ValidationError({"user": ["Saved views belong to a signed-in user."]})
+        raise ValidationError({"user": [N_("Saved views belong to a signed-in user.")]})
     return int(uow.actor.id)

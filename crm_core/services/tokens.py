@@ -21,6 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from crm_core.authz import has_permission
 from crm_core.db import utcnow
 from crm_core.errors import NotFoundError, PermissionDenied, ValidationError
+from crm_core.i18n import N_
 from crm_core.models import ApiToken, Role, Team, User, user_roles
 from crm_core.security import (
     ScopedActor,
@@ -98,7 +99,7 @@ def _check(
     if len(name.strip()) > MAX_NAME_LENGTH:
         errors["name"] = [f"Use at most {MAX_NAME_LENGTH} characters."]
     if not user.active:
-        errors["user"] = ["The user is deactivated."]
+        errors["user"] = [N_("The user is deactivated.")]
     unknown = [scope for scope in scopes if scope not in uow.crm.registry.permissions]
     held = user.permissions
     not_held = [scope for scope in scopes if scope not in unknown and scope not in held]
@@ -120,9 +121,9 @@ def _check(
         errors["scopes"] = scope_errors
     if expires_at is not None:
         if expires_at.tzinfo is None:
-            errors["expires_at"] = ["Give a timezone-aware time."]
+            errors["expires_at"] = [N_("Give a timezone-aware time.")]
         elif expires_at <= utcnow():
-            errors["expires_at"] = ["Choose a time in the future."]
+            errors["expires_at"] = [N_("Choose a time in the future.")]
     return errors
 
 

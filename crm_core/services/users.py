@@ -15,7 +15,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from crm_core.authz import require
 from crm_core.db import utcnow
 from crm_core.errors import NotFoundError, PermissionDenied, ValidationError
+from crm_core.i18n import N_
 from crm_core.ids import as_record_id
+from crm_core.languages import LANGUAGES
 from crm_core.models import Role, Team, User, Visibility
 from crm_core.schemas import load_or_refuse
 from crm_core.schemas.fieldtypes import EmailAddress, RequiredText, Text
@@ -43,10 +45,22 @@ class UserSchema(Schema):
     active = fields.Boolean(load_default=True)
 
 
-class UserChangeSchema(Schema):
-    """A change to a staff account: only the fields given change (never email or password)."""
+class ProfileSchema(Schema):
+    """What users change about themselves: their name and the UI's language."""
 
     name = Text(max_length=200)
+    language = fields.String(
+        allow_none=True,
+        validate=validate.OneOf(
+            ["", *LANGUAGES],
+            error=f"Use one of: {', '.join(LANGUAGES)} (or none: the browser's).",
+        ),
+    )
+
+
+class UserChangeSchema(ProfileSchema):
+    """A change to a staff account: only the fields given change (never email or password)."""
+
     roles = fields.List(fields.String())
     team_id = fields.Integer(allow_none=True)
 
@@ -60,7 +74,7 @@ class RoleSchema(Schema):
     visibility = fields.String(
         load_default=Visibility.ALL.value,
         validate=validate.OneOf(
-            [level.value for level in Visibility], error="Use one of: own, team, all."
+            [level.value for level in Visibility], error=N_("Use one of: own, team, all.")
         ),
     )
 
@@ -104,7 +118,7 @@ def create(uow: UnitOfWork, data: Mapping[str, Any]) -> User:
     except SchemaError as exc:
         raise ValidationError(exc.messages) from exc  # type: ignore[arg-type]
     if uow.session.scalar(select(User.id).where(User.email == loaded["email"])) is not None:
-        raise ValidationError({"email": ["A user with this email exists already."]})
+        raise ValidationError({"email": [N_("A user with this email exists already.")]})
     roles = list(uow.session.scalars(select(Role).where(Role.name.in_(loaded["roles"]))))
     missing = sorted(set(loaded["roles"]) - {role.name for role in roles})
     if missing:
@@ -143,13 +157,32 @@ def get(uow: UnitOfWork, user_id: Any) -> User:
 
 
 def update(uow: UnitOfWork, user_id: Any, data: Mapping[str, Any]) -> User:
-    """Change a user's ``name``, ``roles`` (names) or ``team_id`` (those given in ``data``).
+    """Change a user's ``name``, ``roles`` (names), ``team_id`` or ``language`` (as given).
 
     Raises :class:`ValidationError` for unknown roles or teams, and when the actor would
     take ``user.admin`` away from themself (nobody could give it back).
     """
     user = get(uow, user_id)
     loaded = load_or_refuse(UserChangeSchema(), data, partial=True)
+    return _apply(uow, user, loaded)
+
+
+def update_profile(uow: UnitOfWork, data: Mapping[str, Any]) -> User:
+    """Change the acting user's own ``name`` and ``language`` (no permission needed).
+
+    Raises :class:`PermissionDenied` without a signed-in user (the system has no profile).
+    """
+    if uow.actor is None:
+        raise PermissionDenied("only a signed-in user has a profile")
+    user = uow.session.get(User, uow.actor.id)
+    if user is None or not user.active:
+        raise NotFoundError("user", uow.actor.id)
+    loaded = load_or_refuse(ProfileSchema(), data, partial=True)
+    return _apply(uow, user, loaded)
+
+
+def _apply(uow: UnitOfWork, user: User, loaded: Mapping[str, Any]) -> User:
+    """Apply validated ``loaded`` changes to ``user`` and audit what really changed."""
     changes: dict[str, tuple[Any, Any]] = {}
     if "name" in loaded and (loaded["name"] or "") != user.name:
         changes["name"] = (user.name, loaded["name"] or "")
@@ -168,12 +201,15 @@ def update(uow: UnitOfWork, user_id: Any, data: Mapping[str, Any]) -> User:
                 ]})
             changes["roles"] = (held, wanted)
             user.roles = roles
+    if "language" in loaded and (loaded["language"] or None) != user.language:
+        changes["language"] = (user.language, loaded["language"] or None)
+        user.language = loaded["language"] or None
     if "team_id" in loaded and loaded["team_id"] != user.team_id:
         team_id = loaded["team_id"]
         if team_id is not None and (
             as_record_id(team_id) is None or uow.session.get(Team, team_id) is None
         ):
-            raise ValidationError({"team_id": ["No such team."]})
+            raise ValidationError({"team_id": [N_("No such team.")]})
         changes["team_id"] = (user.team_id, team_id)
         user.team_id = team_id
     if changes:
@@ -192,7 +228,7 @@ def set_active(uow: UnitOfWork, user_id: Any, active: bool) -> User:
     if user.active == active:
         return user
     if not active and _is_actor(uow, user):
-        raise ValidationError({"active": ["You cannot deactivate yourself."]})
+        raise ValidationError({"active": [N_("You cannot deactivate yourself.")]})
     user.active = active
     uow.session.flush()
     action = "reactivated" if active else "deactivated"
@@ -267,7 +303,7 @@ def _check_role(uow: UnitOfWork, role: Role | None, loaded: dict[str, Any]) -> N
     name = loaded.get("name")
     renamed = name is not None and (role is None or name != role.name)
     if renamed and uow.session.scalar(select(Role.id).where(Role.name == name)) is not None:
-        errors["name"] = ["A role with this name exists already."]
+        errors["name"] = [N_("A role with this name exists already.")]
     if "permissions" in loaded:
         kept = set(role.permissions) if role is not None else set()
         registered = uow.crm.registry.permissions
@@ -376,11 +412,11 @@ def change_password(
         raise NotFoundError("user", user_id)
     errors: dict[str, list[str]] = {}
     if not user.check_password(current_password):
-        errors["current_password"] = ["The current password is wrong."]
+        errors["current_password"] = [N_("The current password is wrong.")]
     if len(new_password) < MIN_PASSWORD_LENGTH:
         errors["new_password"] = [f"Use at least {MIN_PASSWORD_LENGTH} characters."]
     elif new_password == current_password:
-        errors["new_password"] = ["Choose a password different from the current one."]
+        errors["new_password"] = [N_("Choose a password different from the current one.")]
     if errors:
         raise ValidationError(errors)
     user.set_password(new_password)

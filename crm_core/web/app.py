@@ -12,6 +12,7 @@ from crm_core.config import load_settings
 from crm_core.runtime import CRM
 from crm_core.web.api import init_api
 from crm_core.web.auth import init_auth
+from crm_core.web.i18n import init_i18n
 from crm_core.web.ui import init_ui
 
 
@@ -33,6 +34,8 @@ def create_app(
     app = Flask("crm_core", instance_path=str(crm.settings.instance_path))
     app.config["SECRET_KEY"] = crm.settings.secret_key
     app.extensions["crm"] = crm
+    init_i18n(app, [str(path) for paths in crm.pm.hook.crm_translation_directories()
+                    for path in paths])
     init_auth(app)
     from crm_core.web import status
 

@@ -44,6 +44,8 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -53,9 +55,11 @@ from wtforms.validators import DataRequired, EqualTo, Length
 
 from crm_core.db import utcnow
 from crm_core.errors import ValidationError
+from crm_core.i18n import N_
 from crm_core.models import User
 from crm_core.security import ScopedActor
 from crm_core.services import tokens, users
+from crm_core.web.i18n import translate
 
 if TYPE_CHECKING:
     from crm_core.runtime import CRM
@@ -72,12 +76,27 @@ __all__ = [
 API_PATH_PREFIX = "/api/"
 """Requests under this path are API requests: bearer tokens, no CSRF token needed."""
 
-LOGIN_FAILED = (
-    "Sign-in failed. Check your email address and password. After "
-    f"{users.MAX_FAILED_LOGINS} failed attempts in a row, sign-in is paused for "
-    f"{int(users.LOCKOUT.total_seconds() // 60)} minutes."
+LOGIN_FAILED = _l(
+    "Sign-in failed. Check your email address and password. After %(attempts)s failed "
+    "attempts in a row, sign-in is paused for %(minutes)s minutes.",
+    attempts=users.MAX_FAILED_LOGINS,
+    minutes=int(users.LOCKOUT.total_seconds() // 60),
 )
-"""The one message for every refused sign-in: it never tells whether the email exists."""
+"""The one message for every refused sign-in: it never tells whether the email exists.
+
+Lazy: it is written in the language of the request that shows it."""
+
+#: Flask-WTF's reasons for refusing a form (English there), marked for the catalogues: the
+#: page that refuses a form shows them in the user's language.
+CSRF_REASONS = (
+    N_("The CSRF token is missing."),
+    N_("The CSRF session token is missing."),
+    N_("The CSRF token has expired."),
+    N_("The CSRF token is invalid."),
+    N_("The CSRF tokens do not match."),
+    N_("The referrer header is missing."),
+    N_("The referrer does not match the host."),
+)
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +121,8 @@ def init_auth(app: Flask) -> None:
 
     login_manager = LoginManager()
     login_manager.login_view = "crm_auth.login"
-    login_manager.login_message = "Please sign in to see this page."
+    login_manager.login_message = N_("Please sign in to see this page.")
+    login_manager.localize_callback = _  # flashed in the language of the request
     login_manager.user_loader(_load_user)
     login_manager.init_app(app)
 
@@ -144,7 +164,8 @@ def _csrf_failed(exc: CSRFError) -> ResponseReturnValue:
                 kind="csrf",
             )
         )
-    return render_template("crm_core/auth/csrf_error.html", reason=exc.description), 400
+    reason = translate(exc.description) if exc.description else exc.description
+    return render_template("crm_core/auth/csrf_error.html", reason=reason), 400
 
 
 # -- who is acting ----------------------------------------------------------------------
@@ -257,12 +278,12 @@ class LoginForm(FlaskForm):
     """Email address and password."""
 
     email = EmailField(
-        "Email address",
+        _l("Email address"),
         validators=[DataRequired(), Length(max=254)],
         render_kw={"autocomplete": "username", "autofocus": True},
     )
     password = PasswordField(
-        "Password",
+        _l("Password"),
         validators=[DataRequired()],
         render_kw={"autocomplete": "current-password"},
     )
@@ -272,26 +293,27 @@ class PasswordForm(FlaskForm):
     """The current password, and the new one twice."""
 
     current_password = PasswordField(
-        "Current password",
+        _l("Current password"),
         validators=[DataRequired()],
         render_kw={"autocomplete": "current-password"},
     )
     new_password = PasswordField(
-        "New password",
+        _l("New password"),
         validators=[
             DataRequired(),
             Length(
                 min=users.MIN_PASSWORD_LENGTH,
-                message=f"Use at least {users.MIN_PASSWORD_LENGTH} characters.",
+                message=_l("Use at least %(count)s characters.",
+                           count=users.MIN_PASSWORD_LENGTH),
             ),
         ],
         render_kw={"autocomplete": "new-password", "minlength": users.MIN_PASSWORD_LENGTH},
     )
     confirm = PasswordField(
-        "New password, again",
+        _l("New password, again"),
         validators=[
             DataRequired(),
-            EqualTo("new_password", message="The two new passwords differ."),
+            EqualTo("new_password", message=_l("The two new passwords differ.")),
         ],
         render_kw={"autocomplete": "new-password"},
     )
@@ -315,7 +337,7 @@ def login() -> ResponseReturnValue:
         if user is not None:
             _start_session(user)
             return redirect(target)
-        error = LOGIN_FAILED
+        error = str(LOGIN_FAILED)
     return render_template(
         "crm_core/auth/login.html", form=form, error=error, next=request.args.get("next")
     )
@@ -327,7 +349,7 @@ def logout() -> ResponseReturnValue:
     logout_user()
     session.clear()
     g.pop(_ACTOR, None)
-    flash("You are signed out.")
+    flash(_("You are signed out."))
     return redirect(url_for("crm_auth.login"))
 
 
@@ -349,7 +371,7 @@ def change_password() -> ResponseReturnValue:
         else:
             # Keep this session; every other one ends (their fingerprint is stale).
             session[_FINGERPRINT] = _fingerprint(user)
-            flash("Your password was changed.")
+            flash(_("Your password was changed."))
             return redirect(url_for("crm_auth.change_password"))
     return render_template("crm_core/auth/password.html", form=form)
 
@@ -357,7 +379,9 @@ def change_password() -> ResponseReturnValue:
 def _attach_errors(form: FlaskForm, messages: dict[str, Any]) -> None:
     for name, texts in messages.items():
         field = form._fields.get(name) or form._fields["current_password"]
-        field.errors = [*field.errors, *(texts if isinstance(texts, list) else [texts])]
+        texts = texts if isinstance(texts, list) else [texts]
+        # The service's messages, in the request's language.
+        field.errors = [*field.errors, *(translate(str(text)) for text in texts)]
 
 
 def _safe_next(value: str | None) -> str:

@@ -14,7 +14,7 @@ from crm_core.history import history
 from crm_core.ids import MAX_ID
 from crm_core.models import AuditEntry, Role, User, Visibility
 from crm_core.services import users
-from crm_core.services.users import UserSchema
+from crm_core.services.users import ProfileSchema, UserSchema
 from crm_core.web.api.openapi import (
     history_parameters,
     limit_parameter,
@@ -46,6 +46,7 @@ class UserOut(Schema):
     name = fields.String()
     active = fields.Boolean()
     team_id = fields.Integer(allow_none=True)
+    language = fields.String(allow_none=True)
     roles = fields.Function(lambda user: sorted(role.name for role in user.roles))
     permissions = fields.Function(lambda user: sorted(user.permissions))
     visibility = fields.Function(lambda user: str(user.visibility))
@@ -56,6 +57,7 @@ class UserOut(Schema):
 def register(blueprint: Blueprint) -> None:
     """Add the administration routes to the API blueprint."""
     blueprint.add_url_rule("/users/me", "users_me", me, methods=["GET"])
+    blueprint.add_url_rule("/users/me", "users_me_update", update_me, methods=["PATCH"])
     blueprint.add_url_rule("/users", "users_list", list_users, methods=["GET"])
     blueprint.add_url_rule("/users", "users_create", create_user, methods=["POST"])
     blueprint.add_url_rule("/users/<int:user_id>", "users_get", get_user, methods=["GET"])
@@ -72,6 +74,16 @@ def me() -> Response:
     with crm.session_factory() as session:
         user = session.get(User, actor.id)
         return _json(UserOut().dump(user))
+
+
+def update_me(**_: Any) -> Response:
+    """``PATCH /users/me``: change your own ``name`` or UI ``language``."""
+    crm, actor = _context()
+    data = _json_body()
+    with crm.unit_of_work(actor=actor, source="api") as uow:
+        user = users.update_profile(uow, data)
+        body = UserOut().dump(user)
+    return _json(body)
 
 
 def list_users() -> Response:
@@ -182,6 +194,7 @@ def describe(spec: APISpec) -> None:
     user = schema_ref(spec, UserOut)
     user_input = schema_ref(spec, UserSchema, "UserInput", output=False)
     user_json = {"application/json": {"schema": user}}
+    profile_input = schema_ref(spec, ProfileSchema, "ProfileInput", output=False)
     user_id = {
         "name": "user_id",
         "in": "path",
@@ -213,7 +226,22 @@ def describe(spec: APISpec) -> None:
                     "200": {"description": "The user.", "content": user_json},
                     **problem_responses(401),
                 },
-            }
+            },
+            "patch": {
+                "operationId": "users_me_update",
+                "tags": [tag],
+                "summary": "Change your profile",
+                "description": "Your own `name` and UI `language` (a locale code, or null "
+                "to follow the browser). No permission needed.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": profile_input}},
+                },
+                "responses": {
+                    "200": {"description": "The user.", "content": user_json},
+                    **problem_responses(400, 401, 415, 422),
+                },
+            },
         },
     )
     spec.path(

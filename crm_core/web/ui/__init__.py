@@ -19,11 +19,20 @@ from typing import Any
 
 from flask import Blueprint, Flask, render_template
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
 from crm_core.errors import HookError, NotFoundError, PermissionDenied
 from crm_core.extensions import MenuItem, Panel
 from crm_core.web.ui.access import current_crm, signed_in_actor
+from crm_core.web.ui.names import (
+    channel_badge,
+    channel_label,
+    kind_label,
+    stage_badge,
+    stage_label,
+)
 from crm_core.web.ui.printing import PrintoutUnavailable
 
 log = logging.getLogger(__name__)
@@ -40,16 +49,26 @@ ADMIN_PERMISSIONS = ("user.admin", "webhook.admin", "plugin.admin")
 #: Core's own navigation entries, before plugins' entries, each with the permissions of
 #: which the user needs one (none: everyone signed in).
 CORE_MENU: tuple[tuple[MenuItem, tuple[str, ...]], ...] = (
-    (MenuItem("Dashboard", "crm_ui.dashboard", order=0), ()),
-    (MenuItem("Customers", "crm_ui.customers", order=10), ("customer.view",)),
-    (MenuItem("Contacts", "crm_ui.contacts", order=20), ("contact.view",)),
-    (MenuItem("Import", "crm_ui.imports", order=60),
+    (MenuItem(_l("Dashboard"), "crm_ui.dashboard", order=0), ()),
+    (MenuItem(_l("Customers"), "crm_ui.customers", order=10), ("customer.view",)),
+    (MenuItem(_l("Contacts"), "crm_ui.contacts", order=20), ("contact.view",)),
+    (MenuItem(_l("Import"), "crm_ui.imports", order=60),
      ("customer.edit", "contact.edit", "interaction.edit")),
-    (MenuItem("Export", "crm_ui.exports", order=70),
+    (MenuItem(_l("Export"), "crm_ui.exports", order=70),
      ("customer.view", "contact.view", "interaction.view")),
-    (MenuItem("Admin", "crm_ui.admin", order=90), ADMIN_PERMISSIONS),
+    (MenuItem(_l("Admin"), "crm_ui.admin", order=90), ADMIN_PERMISSIONS),
 )
 
+#: What the 404 page says of the records people look up most, one sentence each (others:
+#: "There is no <entity> <id> you may see.").
+NOT_FOUND = {
+    "customer": _l("There is no customer %(ident)s you may see."),
+    "contact": _l("There is no contact %(ident)s you may see."),
+    "interaction": _l("There is no interaction %(ident)s you may see."),
+    "user": _l("There is no user %(ident)s you may see."),
+    "role": _l("There is no role %(ident)s you may see."),
+    "team": _l("There is no team %(ident)s you may see."),
+}
 
 #: The modules whose views make up the UI (each adds its views to :data:`blueprint`).
 PAGES = (
@@ -63,7 +82,9 @@ PAGES = (
     "crm_core.web.ui.admin",
     "crm_core.web.ui.admin_users",
     "crm_core.web.ui.admin_roles",
+    "crm_core.web.ui.admin_teams",
     "crm_core.web.ui.tokens",
+    "crm_core.web.ui.profile",
     "crm_core.web.ui.admin_webhooks",
     "crm_core.web.ui.admin_deliveries",
 )
@@ -76,6 +97,8 @@ def init_ui(app: Flask) -> None:
     app.register_blueprint(blueprint)
     app.context_processor(_navigation)
     app.add_template_global(render_panel)
+    for name in (stage_label, stage_badge, kind_label, channel_label, channel_badge):
+        app.add_template_global(name)
 
 
 def render_panel(panel: Panel) -> Markup:
@@ -100,13 +123,19 @@ def _navigation() -> dict[str, Any]:
 @blueprint.errorhandler(PermissionDenied)
 def permission_denied(error: PermissionDenied) -> ResponseReturnValue:
     """A page or an action the user may not use: 403, saying which permission is missing."""
-    return _error_page(403, "Not allowed", f"You may not do this: {error}.")
+    return _error_page(403, _("Not allowed"), _("You may not do this: %(reason)s.", reason=error))
 
 
 @blueprint.errorhandler(NotFoundError)
 def not_found(error: NotFoundError) -> ResponseReturnValue:
     """A record that does not exist or that the user may not see: 404."""
-    return _error_page(404, "Not found", f"There is no {error.entity} {error.ident} you may see.")
+    sentence = NOT_FOUND.get(error.entity)
+    if sentence is not None:
+        message = str(sentence) % {"ident": error.ident}
+    else:
+        message = _("There is no %(entity)s %(ident)s you may see.",
+                    entity=error.entity, ident=error.ident)
+    return _error_page(404, _("Not found"), message)
 
 
 @blueprint.errorhandler(HookError)
@@ -114,14 +143,16 @@ def plugin_failed(error: HookError) -> ResponseReturnValue:
     """A plugin's hook failed during a write: nothing was saved; the log has the details."""
     log.error("hook %s of plugin %s failed: %s", error.hook, error.plugin, error.__cause__)
     return _error_page(
-        500, "A plugin failed", f"The plugin {error.plugin!r} failed, so nothing was saved."
+        500,
+        _("A plugin failed"),
+        _("The plugin %(plugin)s failed, so nothing was saved.", plugin=repr(error.plugin)),
     )
 
 
 @blueprint.errorhandler(PrintoutUnavailable)
 def printout_unavailable(error: PrintoutUnavailable) -> ResponseReturnValue:
     """A PDF was asked for on a server that cannot make them: 503, naming what is missing."""
-    return _error_page(503, "Printouts are not available", str(error))
+    return _error_page(503, _("Printouts are not available"), str(error))
 
 
 def _error_page(status: int, title: str, message: str) -> ResponseReturnValue:

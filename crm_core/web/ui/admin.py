@@ -15,10 +15,15 @@ from dataclasses import dataclass
 
 from flask import render_template
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 
 from crm_core.authz import has_permission, require
 from crm_core.errors import PermissionDenied
 from crm_core.models import User
+from crm_core.plugins import PluginState
+from crm_core.web.i18n import translate
 from crm_core.web.ui import ADMIN_PERMISSIONS, blueprint
 from crm_core.web.ui.access import actor, current_crm, page
 
@@ -27,31 +32,41 @@ from crm_core.web.ui.access import actor, current_crm, page
 class Section:
     """One section of the administration: where it is, what it does, who may use it."""
 
-    title: str
+    title: str | LazyString
     endpoint: str
-    description: str
+    description: str | LazyString
     permission: str | None = None
 
 
-#: The sections of ``/admin``, in their order.
+#: The sections of ``/admin``, in their order (titles and descriptions translated when shown).
 SECTIONS = (
-    Section("Users", "crm_ui.admin_users",
-            "Staff accounts: create them, see their roles, team and last sign-in.",
+    Section(_l("Users"), "crm_ui.admin_users",
+            _l("Staff accounts: create them, see their roles, team and last sign-in."),
             "user.admin"),
-    Section("Roles and permissions", "crm_ui.admin_roles",
-            "The roles, the permissions each grants and which records its users see.",
+    Section(_l("Roles and permissions"), "crm_ui.admin_roles",
+            _l("The roles, the permissions each grants and which records its users see."),
             "user.admin"),
-    Section("API tokens", "crm_ui.admin_tokens",
-            "Every user's API tokens: when they were used, revoking them.", "user.admin"),
-    Section("Webhooks", "crm_ui.admin_webhooks",
-            "Signed HTTP deliveries of events: subscriptions, delivery logs, dead letters.",
+    Section(_l("Teams"), "crm_ui.admin_teams",
+            _l("Groups of users who see each other's records when a role's visibility is "
+               "team."), "user.admin"),
+    Section(_l("API tokens"), "crm_ui.admin_tokens",
+            _l("Every user's API tokens: when they were used, revoking them."), "user.admin"),
+    Section(_l("Webhooks"), "crm_ui.admin_webhooks",
+            _l("Signed HTTP deliveries of events: subscriptions, delivery logs, dead letters."),
             "webhook.admin"),
-    Section("Plugins", "crm_ui.admin_plugins",
-            "Installed plugins and why any was refused; the custom attributes.",
+    Section(_l("Plugins"), "crm_ui.admin_plugins",
+            _l("Installed plugins and why any was refused; the custom attributes."),
             "plugin.admin"),
-    Section("Your API tokens", "crm_ui.account_tokens",
-            "Tokens that let your scripts use the API as you."),
+    Section(_l("Your API tokens"), "crm_ui.account_tokens",
+            _l("Tokens that let your scripts use the API as you.")),
 )
+
+#: A plugin's state as the plugins page shows it (the code stays in the badge's class).
+PLUGIN_STATES = {
+    PluginState.ENABLED.value: _l("enabled"),
+    PluginState.DISABLED.value: _l("disabled"),
+    PluginState.REFUSED.value: _l("refused"),
+}
 
 
 @blueprint.get("/admin", endpoint="admin")
@@ -79,6 +94,7 @@ def admin_plugins() -> ResponseReturnValue:
         "crm_core/ui/admin/plugins.html",
         plugins=list(crm.plugins.infos.values()),
         attributes=attributes,
+        plugin_states=PLUGIN_STATES,
     )
 
 
@@ -93,7 +109,7 @@ def permission_groups(names: Iterable[str]) -> list[tuple[str, list[tuple[str, s
     """Registered permissions among ``names`` grouped by prefix (``customer``, a plugin's name).
 
     Each group is ``(prefix, [(name, "name: description"), ...])``, both sorted by name:
-    the options of a group of checkboxes.
+    the options of a group of checkboxes (descriptions in the request's language).
     """
     registered = current_crm().registry.permissions
     groups: dict[str, list[tuple[str, str]]] = {}
@@ -101,7 +117,12 @@ def permission_groups(names: Iterable[str]) -> list[tuple[str, list[tuple[str, s
         permission = registered.get(name)
         if permission is None:
             continue
-        text = f"{name}: {permission.description}" if permission.description else name
+        text = (
+            _("%(permission)s: %(description)s", permission=name,
+              description=translate(permission.description))
+            if permission.description
+            else name
+        )
         groups.setdefault(name.split(".", 1)[0], []).append((name, text))
     return sorted(groups.items())
 

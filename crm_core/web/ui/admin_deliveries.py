@@ -14,6 +14,9 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import select
 
 from crm_core.authz import require
@@ -21,6 +24,7 @@ from crm_core.errors import NotFoundError, ValidationError
 from crm_core.models import DeliveryAttempt, DeliveryStatus, Webhook
 from crm_core.services import webhooks
 from crm_core.services.webhooks import ADMIN_PERMISSION, DELIVERY_STATUSES, DeliveryNotDead
+from crm_core.web.i18n import number
 from crm_core.web.ui import blueprint
 from crm_core.web.ui.access import actor, current_crm, page
 from crm_core.web.ui.conflicts import Difference
@@ -31,7 +35,21 @@ PAGE_SIZE = 25
 #: Attempts shown per delivery (the newest); the page says how many earlier ones there are.
 ATTEMPTS_SHOWN = 10
 #: The parts of a webhook a conflict compares, with their labels.
-SEEN_LABELS = {"state": "State", "url": "URL", "event_types": "Event types"}
+SEEN_LABELS = {"state": _l("State"), "url": _l("URL"), "event_types": _l("Event types")}
+#: A delivery's status as people read it (the stored code stays English).
+STATUS_TEXTS = {
+    DeliveryStatus.PENDING.value: _l("pending"),
+    DeliveryStatus.RUNNING.value: _l("running"),
+    DeliveryStatus.DELIVERED.value: _l("delivered"),
+    DeliveryStatus.DEAD.value: _l("dead"),
+}
+#: What the log says when no delivery has the status it shows.
+NO_DELIVERIES = {
+    DeliveryStatus.PENDING.value: _l("No pending deliveries."),
+    DeliveryStatus.RUNNING.value: _l("No running deliveries."),
+    DeliveryStatus.DELIVERED.value: _l("No delivered deliveries."),
+    DeliveryStatus.DEAD.value: _l("No dead letters."),
+}
 
 
 @blueprint.get("/admin/webhooks/<int:webhook_id>", endpoint="admin_webhook")
@@ -58,9 +76,13 @@ def replay_delivery(webhook_id: int, delivery_id: int) -> ResponseReturnValue:
                 raise NotFoundError("delivery", delivery_id)
             webhooks.replay_delivery(uow, delivery.id)
     except DeliveryNotDead as exc:
-        alert = f"Delivery {exc.delivery_id} is {exc.status}: only dead letters can be replayed."
+        alert = _(
+            "Delivery %(id)s is %(status)s: only dead letters can be replayed.",
+            id=exc.delivery_id, status=STATUS_TEXTS.get(exc.status, exc.status),
+        )
         return render_webhook(webhook_id, alert=alert, status=409)
-    flash(f"Delivery {delivery_id} ({event_type}) will be tried again.")
+    flash(_("Delivery %(id)s (%(event_type)s) will be tried again.",
+            id=delivery_id, event_type=event_type))
     return redirect(_back(webhook_id))
 
 
@@ -74,10 +96,11 @@ def replay_dead(webhook_id: int) -> ResponseReturnValue:
         hook = webhooks.get(uow, webhook_id)
         replayed = webhooks.replay_dead(uow, consumer=webhooks.consumer_name(hook.id))
     if replayed:
-        letters = "dead letter" if len(replayed) == 1 else "dead letters"
-        flash(f"{len(replayed)} {letters} will be tried again.")
+        flash(ngettext("%(count)s dead letter will be tried again.",
+                       "%(count)s dead letters will be tried again.",
+                       len(replayed), count=number(len(replayed))))
     else:
-        flash("There were no dead letters to replay.")
+        flash(_("There were no dead letters to replay."))
     return redirect(_back(webhook_id))
 
 
@@ -126,6 +149,8 @@ def render_webhook(
             attempts_shown=ATTEMPTS_SHOWN,
             status_filter=wanted,
             statuses=DELIVERY_STATUSES,
+            status_texts=STATUS_TEXTS,
+            no_deliveries=NO_DELIVERIES,
             dead=DeliveryStatus.DEAD.value,
             next_url=next_url,
             first_page=before is not None,
@@ -139,8 +164,12 @@ def render_webhook(
 
 def seen_state(hook: Webhook) -> dict[str, str]:
     """What the user sees of ``hook``, sent back with every action to explain a conflict."""
+    if hook.active:
+        state = _("active")
+    else:
+        state = _("disabled (%(reason)s)", reason=hook.disabled_reason or _("no reason"))
     return {
-        "state": "active" if hook.active else f"disabled ({hook.disabled_reason or 'no reason'})",
+        "state": state,
         "url": hook.url,
         "event_types": ", ".join(hook.event_types),
     }
@@ -152,7 +181,7 @@ def differences(hook: Webhook, form: Any) -> list[Difference]:
     Each :class:`~crm_core.web.ui.conflicts.Difference` has what the user saw as ``yours``.
     """
     return [
-        Difference(SEEN_LABELS[name], stored, form.get(f"seen-{name}", ""))
+        Difference(str(SEEN_LABELS[name]), stored, form.get(f"seen-{name}", ""))
         for name, stored in seen_state(hook).items()
         if stored != form.get(f"seen-{name}", "")
     ]

@@ -13,6 +13,8 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from crm_core.authz import require
@@ -26,9 +28,9 @@ from crm_core.web.ui.forms import field_errors
 
 #: The visibility choices of the role form, with what they mean.
 VISIBILITY_OPTIONS = (
-    (Visibility.OWN.value, "Own: the records they own"),
-    (Visibility.TEAM.value, "Team: the records of their team"),
-    (Visibility.ALL.value, "All: every record"),
+    (Visibility.OWN.value, _l("Own: the records they own")),
+    (Visibility.TEAM.value, _l("Team: the records of their team")),
+    (Visibility.ALL.value, _l("All: every record")),
 )
 
 
@@ -68,7 +70,7 @@ def new_role() -> ResponseReturnValue:
         except ValidationError as exc:
             errors = field_errors(exc.messages)
         else:
-            flash(f"The role {created.name} was created.")
+            flash(_("The role %(name)s was created.", name=created.name))
             return redirect(url_for("crm_ui.admin_roles"))
     return _form(None, values, errors)
 
@@ -92,7 +94,7 @@ def edit_role(role_id: int) -> ResponseReturnValue:
             users.update_role(uow, role_id, data)
     except ValidationError as exc:
         return _form(role, data, field_errors(exc.messages))
-    flash(f"The role {data['name'] or role.name} was saved.")
+    flash(_("The role %(name)s was saved.", name=data["name"] or role.name))
     return redirect(url_for("crm_ui.admin_roles"))
 
 
@@ -111,7 +113,7 @@ def _form(role: Role | None, values: dict[str, Any], errors: dict[str, list[str]
     groups: list[tuple[str, list[tuple[str, str]]]] = permission_groups(registered)
     kept = sorted(set(role.permissions) - set(registered)) if role is not None else []
     if kept:
-        groups.append(("not registered any more", [(name, name) for name in kept]))
+        groups.append((_("not registered any more"), [(name, name) for name in kept]))
     return render_template(
         "crm_core/ui/admin/role_form.html",
         role=role,

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -70,7 +71,7 @@ def new_user() -> ResponseReturnValue:
         except ValidationError as exc:
             errors = field_errors(exc.messages)
         else:
-            flash(f"{created.email} can now sign in.")
+            flash(_("%(email)s can now sign in.", email=created.email))
             return redirect(url_for("crm_ui.admin_users"))
     with crm.session_factory() as session:
         role_options = _role_options(session)
@@ -106,7 +107,7 @@ def edit_user(user_id: int) -> ResponseReturnValue:
     except ValidationError as exc:
         return _edit_form(target, {**data, "team_id": data["team_id"] or ""},
                           field_errors(exc.messages))
-    flash(f"{target.email} was saved.")
+    flash(_("%(email)s was saved.", email=target.email))
     return redirect(url_for("crm_ui.admin_users"))
 
 
@@ -136,7 +137,10 @@ def _set_active(user_id: int, active: bool) -> ResponseReturnValue:
             target = users.get(uow, user_id)
             stored = _stored_values(target)
         return _edit_form(target, stored, field_errors(exc.messages))
-    flash(f"{email} can sign in again." if active else f"{email} was deactivated.")
+    if active:
+        flash(_("%(email)s can sign in again.", email=email))
+    else:
+        flash(_("%(email)s was deactivated.", email=email))
     return redirect(url_for("crm_ui.admin_edit_user", user_id=user_id))
 
 

@@ -2,10 +2,12 @@
 
 Everything goes through :mod:`crm_core.services.webhooks`, as the API does. The signing
 secret of a new webhook, and the new secret after a rotation, is shown once, on the page
-that answers the form (``Cache-Control: no-store``). Disabling (with a reason), enabling,
-rotating and deleting carry the version the user saw: when the webhook changed in the
-meantime (the worker disabled it, another admin edited it), nothing is done and the
-webhook's page (:mod:`~crm_core.web.ui.admin_deliveries`) says what changed (409).
+that answers the form (``Cache-Control: no-store``). Editing (URL, description, event
+types: the new-webhook form, filled in), disabling (with a reason), enabling, rotating and
+deleting carry the version the user saw: when the webhook changed in the meantime (the
+worker disabled it, another admin edited it), nothing is done and the page says what
+changed (409): the edit form beside what is stored now, the others on the webhook's page
+(:mod:`~crm_core.web.ui.admin_deliveries`).
 """
 
 from __future__ import annotations
@@ -15,31 +17,38 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from crm_core.authz import require
 from crm_core.errors import ConflictError, ValidationError
+from crm_core.models import Webhook
 from crm_core.services import webhooks
 from crm_core.services.webhooks import ADMIN_PERMISSION
 from crm_core.web.ui import blueprint
 from crm_core.web.ui.access import actor, current_crm, page
 from crm_core.web.ui.admin_deliveries import render_webhook, seen_state
-from crm_core.web.ui.conflicts import posted_version
+from crm_core.web.ui.conflicts import Difference, differences, posted_version
 from crm_core.web.ui.forms import field_errors
 from crm_core.web.ui.paging import id_arg, split_page
 
 #: Webhooks per page of the list.
 PAGE_SIZE = 50
 #: The event types offered as checkboxes, by group; others (plugins') are typed in.
-EVENT_TYPE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Everything", ("*",)),
-    ("Customers", ("customer.*", "customer.created", "customer.updated", "customer.archived",
-                   "customer.merged")),
-    ("Contacts", ("contact.*", "contact.created", "contact.updated", "contact.archived",
-                  "contact.merged")),
-    ("Interactions", ("interaction.*", "interaction.created", "interaction.updated",
-                      "interaction.archived")),
-    ("Administration", ("user.*", "api_token.*", "webhook.*", "delivery.replayed")),
+EVENT_TYPE_GROUPS: tuple[tuple[Any, tuple[str, ...]], ...] = (
+    (_l("Everything"), ("*",)),
+    (_l("Customers"), ("customer.*", "customer.created", "customer.updated",
+                       "customer.archived", "customer.merged")),
+    (_l("Contacts"), ("contact.*", "contact.created", "contact.updated", "contact.archived",
+                      "contact.merged")),
+    (_l("Interactions"), ("interaction.*", "interaction.created", "interaction.updated",
+                          "interaction.archived")),
+    (_l("Administration"), ("user.*", "api_token.*", "webhook.*", "delivery.replayed")),
 )
+#: Every event type offered as a checkbox; a webhook's other ones are typed in.
+OFFERED_EVENT_TYPES = frozenset(name for _title, names in EVENT_TYPE_GROUPS for name in names)
+#: The fields of the webhook form, as the service names them.
+FORM_FIELDS = ("url", "description", "event_types")
 
 
 @blueprint.get("/admin/webhooks", endpoint="admin_webhooks")
@@ -71,14 +80,7 @@ def new_webhook() -> ResponseReturnValue:
     values: dict[str, Any] = {"event_types": []}
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
-        chosen = request.form.getlist("event_types")
-        other = request.form.get("other_event_types", "")
-        data = {
-            "url": request.form.get("url", ""),
-            "description": request.form.get("description", ""),
-            "event_types": chosen + [part for part in re.split(r"[\s,]+", other) if part],
-        }
-        values = {**data, "event_types": chosen, "other_event_types": other}
+        data, values = _posted()
         try:
             with crm.unit_of_work(actor=user, source="ui") as uow:
                 hook, secret = webhooks.create(uow, data)
@@ -87,13 +89,43 @@ def new_webhook() -> ResponseReturnValue:
             errors = field_errors(exc.messages)
         else:
             return _secret_page(shown, secret, created=True)
-    return render_template(
-        "crm_core/ui/admin/webhook_form.html",
-        values=values,
-        errors=errors,
-        groups=[(title, [(name, _type_text(name)) for name in names])
-                for title, names in EVENT_TYPE_GROUPS],
-    ), 422 if errors else 200
+    return _form(None, values, errors)
+
+
+@blueprint.route(
+    "/admin/webhooks/<int:webhook_id>/edit", methods=["GET", "POST"],
+    endpoint="admin_edit_webhook",
+)
+@page
+def edit_webhook(webhook_id: int) -> ResponseReturnValue:
+    """The subscription form filled in: change the URL, description or event types.
+
+    The secret is not on it (rotating it has its own button); the webhook stays enabled
+    or disabled as it is.
+    """
+    crm, user = current_crm(), actor()
+    require(user, ADMIN_PERMISSION)
+    with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
+        hook = webhooks.get(uow, webhook_id)
+        shown = {"id": hook.id, "url": hook.url, "version": hook.version}
+        stored = _stored_values(hook)
+    if request.method == "GET":
+        return _form(shown, stored, {})
+    data, values = _posted(kept_order=stored["all_event_types"])
+    version = posted_version(request.form)
+    try:
+        with crm.unit_of_work(actor=user, source="ui") as uow:
+            saved = webhooks.update(uow, webhook_id, data, expected_version=version)
+            url = saved.url
+    except ValidationError as exc:
+        return _form(shown, {**values, "version": version}, field_errors(exc.messages))
+    except ConflictError:
+        conflict = _differences(stored, data)
+        # Saving again keeps the user's version: it then overwrites what is stored now.
+        values["version"] = shown["version"]
+        return _form(shown, values, {}, conflict=conflict)
+    flash(_("The webhook for %(url)s was saved.", url=url))
+    return redirect(url_for("crm_ui.admin_webhook", webhook_id=webhook_id))
 
 
 @blueprint.post("/admin/webhooks/<int:webhook_id>/rotate-secret", endpoint="admin_rotate_secret")
@@ -129,7 +161,7 @@ def disable_webhook(webhook_id: int) -> ResponseReturnValue:
         return render_webhook(webhook_id, errors=errors, values={"reason": reason}, status=422)
     except ConflictError:
         return render_webhook(webhook_id, conflict=True, status=409)
-    flash("The webhook is disabled: nothing is delivered to it until it is enabled.")
+    flash(_("The webhook is disabled: nothing is delivered to it until it is enabled."))
     return redirect(url_for("crm_ui.admin_webhook", webhook_id=webhook_id))
 
 
@@ -145,7 +177,7 @@ def enable_webhook(webhook_id: int) -> ResponseReturnValue:
             webhooks.enable(uow, webhook_id, expected_version=version)
     except ConflictError:
         return render_webhook(webhook_id, conflict=True, status=409)
-    flash("The webhook is enabled. Dead letters of the meantime stay dead: replay them below.")
+    flash(_("The webhook is enabled. Dead letters of the meantime stay dead: replay them below."))
     return redirect(url_for("crm_ui.admin_webhook", webhook_id=webhook_id))
 
 
@@ -171,7 +203,7 @@ def delete_webhook(webhook_id: int) -> ResponseReturnValue:
             webhooks.delete(uow, webhook_id, expected_version=version)
     except ConflictError:
         return render_webhook(webhook_id, conflict=True, status=409)
-    flash(f"The webhook for {url} was deleted.")
+    flash(_("The webhook for %(url)s was deleted.", url=url))
     return redirect(url_for("crm_ui.admin_webhooks"))
 
 
@@ -183,8 +215,77 @@ def _secret_page(hook: dict[str, Any], secret: str, *, created: bool) -> Respons
     return html, 200, {"Cache-Control": "no-store"}
 
 
+def _posted(kept_order: list[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The posted form: the data the service takes, and the values the form shows again.
+
+    Event types are the ticked boxes, then the typed-in ones; with ``kept_order`` (a
+    webhook's stored types) those still wanted keep their place, new ones follow, so that
+    saving the form unchanged changes nothing.
+    """
+    chosen = request.form.getlist("event_types")
+    other = request.form.get("other_event_types", "")
+    wanted = chosen + [part for part in re.split(r"[\s,]+", other) if part]
+    if kept_order is not None:
+        wanted = [name for name in kept_order if name in wanted] + [
+            name for name in wanted if name not in kept_order
+        ]
+    data = {
+        "url": request.form.get("url", ""),
+        "description": request.form.get("description", ""),
+        "event_types": wanted,
+    }
+    return data, {**data, "event_types": chosen, "other_event_types": other}
+
+
+def _stored_values(hook: Webhook) -> dict[str, Any]:
+    """What the form shows for a stored webhook: offered types ticked, the others typed in."""
+    return {
+        "url": hook.url,
+        "description": hook.description or "",
+        "event_types": [name for name in hook.event_types if name in OFFERED_EVENT_TYPES],
+        "other_event_types": ", ".join(
+            name for name in hook.event_types if name not in OFFERED_EVENT_TYPES
+        ),
+        "all_event_types": list(hook.event_types),
+        "version": hook.version,
+    }
+
+
+def _differences(stored: dict[str, Any], data: dict[str, Any]) -> list[Difference]:
+    """Where what is stored now differs from what the user sent."""
+    labels = {"url": _("URL"), "description": _("Description"), "event_types": _("Event types")}
+    return differences(
+        {**stored, "event_types": ", ".join(stored["all_event_types"])},
+        {**data, "event_types": ", ".join(data["event_types"])},
+        FORM_FIELDS,
+        labels,
+    )
+
+
+def _form(
+    hook: dict[str, Any] | None,
+    values: dict[str, Any],
+    errors: dict[str, list[str]],
+    *,
+    conflict: list[Difference] | None = None,
+) -> ResponseReturnValue:
+    """The webhook form: empty for a new webhook, filled in for ``hook`` (id, url, version)."""
+    status = 409 if conflict is not None else 422 if errors else 200
+    return render_template(
+        "crm_core/ui/admin/webhook_form.html",
+        hook=hook,
+        values=values,
+        errors=errors,
+        conflict=conflict,
+        groups=[(title, [(name, _type_text(name)) for name in names])
+                for title, names in EVENT_TYPE_GROUPS],
+    ), status
+
+
 def _type_text(name: str) -> str:
     if name == "*":
-        return "* (every event)"
+        return _("* (every event)")
     entity, action = name.split(".", 1)
-    return f"{name} (every {entity.replace('_', ' ')} event)" if action == "*" else name
+    if action != "*":
+        return name
+    return _("%(pattern)s (every %(entity)s event)", pattern=name, entity=entity.replace("_", " "))

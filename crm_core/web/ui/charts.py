@@ -1,4 +1,4 @@
-"""Small, dependency-free server-side SVG charts for the web UI (and for plugins).
+"""Small server-side SVG charts for the web UI (and for plugins), without a chart library.
 
 The functions return :class:`markupsafe.Markup`, so a Jinja template can insert
 the chart as is::
@@ -20,6 +20,10 @@ colour-blind-safe Okabe-Ito palette), the SVG scales to its container
 a ``<title>`` and a ``<desc>`` (the given description or a short generated
 summary), and every bar has a native tooltip ("series - category: value", with an en dash).
 Pages may restyle bars through the classes ``crm-chart-series-N``.
+
+Titles, categories and series labels are shown as the caller gives them (translated by
+the caller); the texts made here (the empty chart's, the generated summaries) are in the
+request's language (Flask-Babel; English outside a request).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from uuid import uuid4
 
+from flask_babel import gettext, lazy_gettext, ngettext
 from markupsafe import Markup, escape
 
 #: Okabe-Ito colours, most distinguishable first, then Paul Tol's wine and teal, so that
@@ -40,11 +45,14 @@ PALETTE = (
 TEXT_COLOUR = "#1d2330"
 GRID_COLOUR = "#d9dde3"
 AXIS_COLOUR = "#8a93a3"
-EMPTY_TEXT = "No data yet"
+EMPTY_TEXT = lazy_gettext("No data yet")
+#: The description of an empty chart (unless the caller gives one).
+EMPTY_DESCRIPTION = lazy_gettext("No data yet.")
 DASH = " \u2013 "  # en dash between series and category in tooltips
 FONT = 12
 CHAR_WIDTH = 7.0  # rough width of one character at FONT px, for layout estimates
 MAX_CATEGORY_LABELS = 12
+MIN_CATEGORY_LABELS = 4  # long labels are thinned out down to this many, then shortened
 ROW_HEIGHT = 28
 BAR_THICKNESS = 18
 
@@ -230,8 +238,14 @@ def _grid(plot: _Plot, ticks: Sequence[float], labels: Sequence[str], scale: flo
 
 
 def _category_labels(categories: Sequence[str], plot: _Plot, band: float) -> str:
-    """Labels under the bars; with many categories only every k-th one."""
+    """Labels under the bars; with many categories, or long labels, only every k-th one."""
     every = math.ceil(len(categories) / MAX_CATEGORY_LABELS)
+    longest = max(len(category) for category in categories) * CHAR_WIDTH
+    # A language's longer names ("14. Sept.") rather leave out every other label than cut each.
+    while every * band < longest:
+        if math.ceil(len(categories) / (every + 1)) < MIN_CATEGORY_LABELS:
+            break
+        every += 1
     y = plot.baseline + 14
     return "".join(
         _text(
@@ -291,8 +305,8 @@ def _svg(title: str, desc: str, width: int, height: int, parts: Sequence[str]) -
 
 def _empty_chart(title: str, description: str, width: int, height: int) -> Markup:
     """A chart-sized SVG saying that there is nothing to show yet."""
-    text = _text(width / 2, height / 2, EMPTY_TEXT, "crm-chart-empty", anchor="middle")
-    return _svg(title, description or f"{EMPTY_TEXT}.", width, height, [text])
+    text = _text(width / 2, height / 2, str(EMPTY_TEXT), "crm-chart-empty", anchor="middle")
+    return _svg(title, description or str(EMPTY_DESCRIPTION), width, height, [text])
 
 
 def _bar_summary(
@@ -303,18 +317,27 @@ def _bar_summary(
 ) -> str:
     """A short plain-text account of the data for screen readers."""
     many = len(categories) > 6
-    sentences = (
-        [f"{len(categories)} categories, {categories[0]} to {categories[-1]}."] if many else []
-    )
+    sentences = []
+    if many:
+        sentences.append(ngettext(
+            "%(num)d category, %(first)s to %(last)s.",
+            "%(num)d categories, %(first)s to %(last)s.",
+            len(categories), first=categories[0], last=categories[-1],
+        ))
     for label, row in zip(labels, rows, strict=True):
         if many:
             peak, where = max(zip(row, categories, strict=True), key=lambda pair: pair[0])
-            listed = f"{number_format(sum(row))} in total, most {number_format(peak)} in {where}"
+            sentences.append(gettext(
+                "%(series)s: %(total)s in total, most %(peak)s in %(category)s.",
+                series=label, total=number_format(sum(row)), peak=number_format(peak),
+                category=where,
+            ))
         else:
             listed = ", ".join(
-                f"{number_format(v)} in {c}" for v, c in zip(row, categories, strict=True)
+                gettext("%(value)s in %(category)s", value=number_format(v), category=c)
+                for v, c in zip(row, categories, strict=True)
             )
-        sentences.append(f"{label}: {listed}.")
+            sentences.append(gettext("%(series)s: %(values)s.", series=label, values=listed))
     return " ".join(sentences)
 
 
@@ -324,7 +347,9 @@ def _items_summary(
     """``Lead: 12, Customer: 5`` (the first 12 items, then how many more)."""
     text = ", ".join(f"{label}: {number_format(value)}" for label, value in items[:12])
     more = len(items) - 12
-    return f"{text}, and {more} more." if more > 0 else f"{text}."
+    if more > 0:
+        return gettext("%(items)s, and %(more)s more.", items=text, more=number_format(more))
+    return f"{text}."
 
 
 def _fit(text: str, room: float) -> str:

@@ -62,5 +62,5 @@ def differences(
         theirs, mine = _as_text(stored.get(name)), _as_text(yours.get(name))
         if theirs != mine:
             label = (labels or {}).get(name) or field_label(name)
-            found.append(Difference(label, theirs, mine))
+            found.append(Difference(str(label), theirs, mine))  # labels may be lazy_gettext
     return found

@@ -1,7 +1,8 @@
 """Contact pages: the list, the contact's page with its interactions, the create and edit forms.
 
 The list searches (the API's ``q``), filters by customer and pages by keyset on
-``(last_name, id)``; the customer names of a page come in one query. The form edits
+``(last_name, id)``; the customer names of a page come in one query. It prints as a
+PDF (``/contacts.pdf``, the same search and filter) like the customer list. The form edits
 emails and phone numbers as repeated rows (``emails-0-label``, ``emails-0-email``...):
 the stored rows plus :data:`EMPTY_ROWS` empty ones; empty rows are dropped and the
 order is kept, and the service's messages for a row show beside that row's field.
@@ -16,6 +17,8 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, selectinload
 from werkzeug.datastructures import MultiDict
@@ -31,11 +34,14 @@ from crm_core.web.ui import blueprint
 from crm_core.web.ui.access import actor, current_crm, page
 from crm_core.web.ui.conflicts import Difference, differences, form_version, posted_version
 from crm_core.web.ui.forms import form_data, posted_rows, refuse_unstorable, row_errors
-from crm_core.web.ui.names import customer_names, owner_options
+from crm_core.web.ui.names import channel_label, customer_names, owner_options
 from crm_core.web.ui.paging import Keyset, split_page
+from crm_core.web.ui.printing import pdf_response
 
 #: Contacts per page of the list.
 PAGE_SIZE = 50
+#: Contacts in a printout of the list, at most.
+PRINT_ROWS = 1000
 #: Interactions per page of the contact page.
 INTERACTIONS_PAGE = 25
 #: The single-value fields of the form, in its order.
@@ -48,9 +54,10 @@ ROWS = {"emails": "email", "phones": "number"}
 EMPTY_ROWS = 2
 #: How the conflict table names the fields.
 FIELD_LABELS = {
-    "first_name": "First name", "last_name": "Last name", "job_title": "Job title",
-    "customer_id": "Customer", "owner_id": "Owner", "emails": "Emails", "phones": "Phones",
-    "consent_email": "Agrees to emails", "consent_phone": "Agrees to calls",
+    "first_name": _l("First name"), "last_name": _l("Last name"), "job_title": _l("Job title"),
+    "customer_id": _l("Customer"), "owner_id": _l("Owner"), "emails": _l("Emails"),
+    "phones": _l("Phones"), "consent_email": _l("Agrees to emails"),
+    "consent_phone": _l("Agrees to calls"),
 }
 #: The order of the list.
 BY_NAME = Keyset("last_name", Contact.last_name, Contact.id, id_bounds=int_bounds(Contact.id))
@@ -68,6 +75,17 @@ NEWEST_FIRST = Keyset(
 @page
 def contacts_list() -> ResponseReturnValue:
     """The contacts the user may see: search, customer filter, by last name, next page."""
+    return _contact_list(PAGE_SIZE)
+
+
+@blueprint.get("/contacts.pdf")
+@page
+def contacts_pdf() -> ResponseReturnValue:
+    """The list as searched and filtered, as a PDF (at most :data:`PRINT_ROWS` contacts)."""
+    return pdf_response(_contact_list(PRINT_ROWS, printout=True), "contacts.pdf")
+
+
+def _contact_list(size: int, *, printout: bool = False) -> str:
     crm, user = current_crm(), actor()
     require(user, "contact.view")
     query = request.args.get("q", "").strip()
@@ -90,8 +108,8 @@ def contacts_list() -> ResponseReturnValue:
             selectinload(Contact.emails), selectinload(Contact.phones)
         )
         cursor = BY_NAME.cursor()
-        found = list(session.scalars(BY_NAME.page(statement, cursor, PAGE_SIZE)))
-        rows, next_url = split_page(found, PAGE_SIZE, lambda last: url_for(
+        found = list(session.scalars(BY_NAME.page(statement, cursor, size)))
+        rows, next_url = split_page(found, size, lambda last: url_for(
             "crm_ui.contacts", **{**request.args, "cursor": BY_NAME.token(last)}
         ))
         names = customer_names(session, user, {row.customer_id for row in rows} | {customer_id})
@@ -109,6 +127,10 @@ def contacts_list() -> ResponseReturnValue:
         next_url=next_url,
         first_page=cursor is not None,
         can_edit=has_permission(user, "contact.edit"),
+        printout=printout,
+        pdf_url=url_for(  # the whole list as searched and filtered, not from this page on
+            "crm_ui.contacts_pdf", **{k: v for k, v in request.args.items() if k != "cursor"}
+        ),
     )
 
 
@@ -143,7 +165,7 @@ def contact_page(contact_id: int) -> ResponseReturnValue:
             customer_name=customer_name,
             owner=owner,
             interactions=items,
-            channel_labels={name: channel.label for name, channel in channels.items()},
+            channel_labels={name: channel_label(name) for name in channels},
             older_url=older_url,
             newest_url=None if before is None else url_for(
                 "crm_ui.contact_page", contact_id=contact.id
@@ -188,7 +210,7 @@ def new_contact() -> ResponseReturnValue:
             created_id, created_name = created.id, created.full_name
     except ValidationError as exc:
         return _form(None, values, counts, row_errors(exc.messages, ROWS), status=422)
-    flash(f"{created_name} was created.")
+    flash(_("%(name)s was created.", name=created_name))
     return redirect(url_for("crm_ui.contact_page", contact_id=created_id))
 
 
@@ -217,7 +239,7 @@ def edit_contact(contact_id: int) -> ResponseReturnValue:
         values["version"] = str(contact.version)  # "save mine anyway" overwrites deliberately
         conflict = _differences(stored, stored_rows, data, values)
         return _form(contact, values, counts, {}, conflict=conflict, status=409)
-    flash(f"{_name(data, contact)} was saved.")
+    flash(_("%(name)s was saved.", name=_name(data, contact)))
     return redirect(url_for("crm_ui.contact_page", contact_id=contact_id))
 
 
@@ -237,9 +259,10 @@ def _form(
         owners = owner_options(session, owner_id)
         customer_name = customer_names(session, user, {customer_id}).get(customer_id)
     if customer_name:
-        customer_hint = f"Now: {customer_name} (customer {customer_id}). Empty: no customer."
+        customer_hint = _("Now: %(name)s (customer %(number)s). Empty: no customer.",
+                          name=customer_name, number=customer_id)
     else:
-        customer_hint = "The number in the address of the customer's page; empty: no customer."
+        customer_hint = _("The number in the address of the customer's page; empty: no customer.")
     version = form_version(values, contact)
     other = [text for name, texts in errors.items() if not _is_form_field(name) for text in texts]
     return render_template(
@@ -337,7 +360,7 @@ def _differences(
         theirs = _row_text(stored_rows.get(name, []), value_field)
         yours = _row_text(data[name], value_field)
         if theirs != yours:
-            found.append(Difference(FIELD_LABELS[name], theirs, yours))
+            found.append(Difference(str(FIELD_LABELS[name]), theirs, yours))
     return found
 
 
@@ -361,4 +384,4 @@ def _row_text(rows: Iterable[Mapping[str, str]], value_field: str) -> str:
 
 def _consents(values: Mapping[str, Any]) -> dict[str, str]:
     """The consent checkboxes of ``values`` as the conflict table shows them: yes or no."""
-    return {flag: "yes" if values.get(flag) else "no" for flag in CONSENTS}
+    return {flag: _("yes") if values.get(flag) else _("no") for flag in CONSENTS}

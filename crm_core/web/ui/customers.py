@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import selectinload
 
@@ -29,7 +31,13 @@ from crm_core.web.ui.access import actor, current_crm, page
 from crm_core.web.ui.conflicts import Difference, differences, form_version, posted_version
 from crm_core.web.ui.forms import field_errors, form_data, refuse_unstorable
 from crm_core.web.ui.merging import undo_offer
-from crm_core.web.ui.names import owner_options, user_names
+from crm_core.web.ui.names import (
+    channel_label,
+    kind_label,
+    owner_options,
+    stage_label,
+    user_names,
+)
 from crm_core.web.ui.paging import Keyset, split_page
 from crm_core.web.ui.printing import pdf_response
 
@@ -50,8 +58,13 @@ SORTS = {
     "-name": Keyset("name", Customer.name, Customer.id, descending=True),
     "newest": Keyset("id", Customer.id, Customer.id, descending=True, python_type=int),
 }
-#: The channels the quick form offers as buttons, when registered.
-QUICK_CHANNELS = ("call", "note", "email", "meeting")
+#: The channels the quick form offers as buttons, when registered, with their buttons' texts.
+QUICK_CHANNELS = {
+    "call": _l("Log call"),
+    "note": _l("Log note"),
+    "email": _l("Log email"),
+    "meeting": _l("Log meeting"),
+}
 
 
 # -- the list ---------------------------------------------------------------------------------
@@ -86,9 +99,9 @@ def save_customer_view() -> ResponseReturnValue:
     except ValidationError as exc:
         # A one-field form above the list: its message comes back over the same list.
         texts = [text for texts in field_errors(exc.messages).values() for text in texts]
-        flash("The view was not saved: " + " ".join(texts))
+        flash(_("The view was not saved: %(reasons)s", reasons=" ".join(texts)))
     else:
-        flash(f"View “{data['name'].strip()}” saved.")
+        flash(_("View “%(name)s” saved.", name=data["name"].strip()))
     return redirect(url_for("crm_ui.customers") + (f"?{query}" if query else ""))
 
 
@@ -99,7 +112,7 @@ def delete_customer_view(view_id: int) -> ResponseReturnValue:
     crm, user = current_crm(), actor()
     with crm.unit_of_work(actor=user, source="ui") as uow:
         saved_views.delete(uow, view_id)
-    flash("View deleted.")
+    flash(_("View deleted."))
     return redirect(url_for("crm_ui.customers"))
 
 
@@ -142,11 +155,13 @@ def _customer_list(size: int, *, printout: bool = False) -> str:
         stage=stage,
         owner=owner,
         sort=sort_name,
-        stages=_values(LifecycleStage),
+        stages=[(code, stage_label(code)) for code in _values(LifecycleStage)],
         next_url=next_url,
         first_page=cursor is not None,
         printout=printout,
-        pdf_url=url_for("crm_ui.customers_pdf", **request.args),
+        pdf_url=url_for(  # the whole list as searched and filtered, not from this page on
+            "crm_ui.customers_pdf", **{k: v for k, v in request.args.items() if k != "cursor"}
+        ),
         columns=columns,
         cells=cells,
         views=views,
@@ -194,7 +209,8 @@ def log_interaction(customer_id: int) -> ResponseReturnValue:
     try:
         data["occurred_at"] = _moment(request.form.get("occurred_at", ""), crm.settings)
     except ValueError:
-        errors["occurred_at"] = ["Give a date and time, e.g. 2026-12-02 14:30."]
+        errors["occurred_at"] = [_("Give a date and time, e.g. %(example)s.",
+                                   example="2026-12-02 14:30")]
     if not errors:
         try:
             refuse_unstorable(request.form, Interaction)
@@ -205,8 +221,11 @@ def log_interaction(customer_id: int) -> ResponseReturnValue:
             errors = field_errors(exc.messages)
     if errors:
         return _customer_page(customer_id, None, errors, request.form.to_dict(), status=422)
-    channel = crm.registry.channels.get(data.get("channel") or "")
-    flash(f"{channel.label if channel else 'Interaction'} logged.")
+    channel = data.get("channel") or ""
+    if channel in crm.registry.channels:
+        flash(_("%(channel)s logged.", channel=channel_label(channel)))
+    else:
+        flash(_("Interaction logged."))
     return redirect(url_for("crm_ui.customer_page", customer_id=customer_id))
 
 
@@ -290,7 +309,7 @@ def new_customer() -> ResponseReturnValue:
         except ValidationError as exc:
             errors = field_errors(exc.messages)
         else:
-            flash(f"{created.name} was created.")
+            flash(_("%(name)s was created.", name=created.name))
             return redirect(url_for("crm_ui.customer_page", customer_id=created.id))
     return _form(None, values, errors, status=422 if errors else 200)
 
@@ -319,7 +338,7 @@ def edit_customer(customer_id: int) -> ResponseReturnValue:
         conflict = differences(stored, values, FORM_FIELDS)
         values["version"] = str(customer.version)  # "save mine anyway" overwrites deliberately
         return _form(customer, values, {}, conflict=conflict, status=409)
-    flash(f"{data.get('name') or customer.name} was saved.")
+    flash(_("%(name)s was saved.", name=data.get("name") or customer.name))
     return redirect(url_for("crm_ui.customer_page", customer_id=customer_id))
 
 
@@ -341,8 +360,8 @@ def _form(
         version=version,
         errors=errors,
         conflict=conflict,
-        kind_options=[(kind, kind.capitalize()) for kind in _values(CustomerKind)],
-        stage_options=[(stage, stage.capitalize()) for stage in _values(LifecycleStage)],
+        kind_options=[(kind, kind_label(kind)) for kind in _values(CustomerKind)],
+        stage_options=[(stage, stage_label(stage)) for stage in _values(LifecycleStage)],
         owner_options=owners,
     ), status
 
@@ -362,9 +381,10 @@ def _values(enum: Any) -> list[str]:
     return [member.value for member in enum]
 
 
-def _quick_channels() -> list[Any]:
+def _quick_channels() -> list[tuple[str, str]]:
+    """The quick form's buttons: (channel, button text) of the registered quick channels."""
     registered = current_crm().registry.channels
-    return [registered[name] for name in QUICK_CHANNELS if name in registered]
+    return [(name, str(text)) for name, text in QUICK_CHANNELS.items() if name in registered]
 
 
 def _moment(text: str, settings: Any) -> dt.datetime:

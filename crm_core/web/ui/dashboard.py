@@ -11,17 +11,23 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import flask_babel
+from babel.dates import format_skeleton
 from flask import render_template
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from markupsafe import Markup
 from sqlalchemy import ColumnElement, Integer, cast, func, select
 from sqlalchemy.orm import Session
 
 from crm_core.authz import has_permission, visible
 from crm_core.models import Contact, Customer, Interaction, LifecycleStage
+from crm_core.web.i18n import number
 from crm_core.web.ui import blueprint
 from crm_core.web.ui.access import actor, current_crm, page
 from crm_core.web.ui.charts import Series, bar_chart, horizontal_bars
+from crm_core.web.ui.names import channel_label, stage_label
 
 #: Weeks of interactions the chart shows, this one included.
 WEEKS = 12
@@ -40,19 +46,19 @@ def dashboard() -> ResponseReturnValue:
     with crm.session_factory() as session:
         if has_permission(user, "customer.view"):
             stages = _customers_by_stage(session, user)
-            counts["Customers"] = sum(stages.values())
-            title = "Customers by lifecycle stage"
-            bars = [(stage.capitalize(), stages.get(stage, 0)) for stage in _stages()]
-            charts.append((title, horizontal_bars(title, bars)))
+            counts[_("Customers")] = sum(stages.values())
+            title = _("Customers by lifecycle stage")
+            bars = [(stage_label(stage), stages.get(stage, 0)) for stage in _stages()]
+            charts.append((title, horizontal_bars(title, bars, number_format=number)))
         if has_permission(user, "contact.view"):
-            counts["Contacts"] = _count(session, Contact, visible(user, "contact"))
+            counts[_("Contacts")] = _count(session, Contact, visible(user, "contact"))
         if has_permission(user, "interaction.view"):
             since = _week_start(dt.datetime.now(dt.UTC)) - dt.timedelta(weeks=WEEKS - 1)
             weekly = _interactions_per_week(session, user, since)
-            counts["Interactions this week"] = sum(
+            counts[_("Interactions this week")] = sum(
                 count for (week, _channel), count in weekly.items() if week == WEEKS - 1
             )
-            charts.insert(0, _weekly_chart(crm, weekly, since))
+            charts.insert(0, _weekly_chart(weekly, since))
             recent = _recent_interactions(session, user)
     widgets = crm.dashboard_widgets(user)
     return render_template(
@@ -92,7 +98,7 @@ def _interactions_per_week(
         )
         .group_by(week, Interaction.channel)
     )
-    return {(int(number), channel): count for number, channel, count in rows}
+    return {(int(ordinal), channel): count for ordinal, channel, count in rows}
 
 
 def _week_number(session: Session, since: dt.datetime) -> ColumnElement[int]:
@@ -104,23 +110,23 @@ def _week_number(session: Session, since: dt.datetime) -> ColumnElement[int]:
     return cast(func.floor(seconds / (7 * 86400)), Integer)
 
 
-def _weekly_chart(
-    crm: Any, weekly: dict[tuple[int, str], int], since: dt.datetime
-) -> tuple[str, Markup]:
+def _weekly_chart(weekly: dict[tuple[int, str], int], since: dt.datetime) -> tuple[str, Markup]:
     channels = sorted({channel for _week, channel in weekly})
-    labels = crm.registry.channels
-    categories = [
-        f"{(since + dt.timedelta(weeks=number)):%d %b}" for number in range(WEEKS)
+    locale = flask_babel.get_locale()
+    categories = [  # the Monday of each week, as the language writes a day ("Dec 2", "2. Dez.")
+        format_skeleton("MMMd", (since + dt.timedelta(weeks=week)).date(), locale=locale)
+        for week in range(WEEKS)
     ]
     series = [
-        Series(
-            labels[channel].label if channel in labels else channel,
-            [weekly.get((number, channel), 0) for number in range(WEEKS)],
-        )
+        Series(channel_label(channel), [weekly.get((week, channel), 0) for week in range(WEEKS)])
         for channel in channels
     ]
-    title = f"Interactions per week by channel, last {WEEKS} weeks"
-    return title, bar_chart(title, categories, series)
+    title = ngettext(
+        "Interactions per week by channel, last %(num)d week",
+        "Interactions per week by channel, last %(num)d weeks",
+        WEEKS,
+    )
+    return title, bar_chart(title, categories, series, number_format=number)
 
 
 def _recent_interactions(session: Session, user: Any) -> list[Any]:

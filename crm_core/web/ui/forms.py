@@ -17,11 +17,13 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import Integer
 from werkzeug.datastructures import MultiDict
 
 from crm_core.errors import ValidationError
 from crm_core.web.api.pagination import int_bounds
+from crm_core.web.i18n import translate
 
 
 def form_data(
@@ -59,8 +61,9 @@ def field_errors(messages: Mapping[str, Any]) -> dict[str, list[str]]:
 
 
 def _texts(value: Any) -> Iterable[str]:
+    """Every message in ``value`` (nested lists and mappings), in the request's language."""
     if isinstance(value, str):
-        yield value
+        yield translate(value)
     elif isinstance(value, Mapping):
         for inner in value.values():
             yield from _texts(inner)
@@ -127,14 +130,14 @@ def unstorable(form: Mapping[str, str], model: Any) -> dict[str, list[str]]:
     columns = model.__table__.columns
     for name, value in form.items():
         if "\x00" in value:
-            errors[name] = ["Must not contain NUL characters."]
+            errors[name] = [_("Must not contain NUL characters.")]
             continue
         column = columns.get(name)
         number = re.fullmatch(r"[+-]?\d+", value.strip())
         if column is not None and isinstance(column.type, Integer) and number:
             low, high = int_bounds(column)
             if not low <= int(number.group()) <= high:
-                errors[name] = [f"Must be from {low} to {high}."]
+                errors[name] = [_("Must be from %(low)s to %(high)s.", low=low, high=high)]
     return errors
 
 

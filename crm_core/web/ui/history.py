@@ -14,6 +14,8 @@ from typing import Any
 
 from flask import abort, render_template, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from crm_core.authz import require
 from crm_core.errors import ValidationError
@@ -29,6 +31,24 @@ from crm_core.web.ui.paging import id_arg
 PAGE_SIZE = 50
 #: Shown for a value that was empty.
 NOTHING = "—"
+#: What an entry did (its stored ``action``), as the page says it; others: ``_`` as spaces.
+ACTIONS = {
+    "created": _l("created"),
+    "updated": _l("updated"),
+    "archived": _l("archived"),
+    "deleted": _l("deleted"),
+    "merged": _l("merged"),
+    "merged_into": _l("merged into"),
+    "merge_undone": _l("merge undone"),
+}
+#: Where a change came from (its stored ``source``), as the page's badge says it.
+SOURCES = {
+    "ui": _l("ui"),
+    "api": _l("api"),
+    "cli": _l("cli"),
+    "import": _l("import"),
+    "worker": _l("worker"),
+}
 
 
 @dataclass(frozen=True)
@@ -71,10 +91,10 @@ def _history_page(entity: str, record_id: int) -> ResponseReturnValue:
         name = record.name if entity == "customer" else record.full_name
     endpoint = f"crm_ui.{entity}_history"
     if entity == "customer":
-        crumbs = [("Customers", url_for("crm_ui.customers")),
+        crumbs = [(_("Customers"), url_for("crm_ui.customers")),
                   (name, url_for("crm_ui.customer_page", customer_id=record_id))]
     else:
-        crumbs = [("Contacts", url_for("crm_ui.contacts")),
+        crumbs = [(_("Contacts"), url_for("crm_ui.contacts")),
                   (name, url_for("crm_ui.contact_page", contact_id=record_id))]
     older_url = None
     if found.next_before_id is not None:
@@ -86,6 +106,8 @@ def _history_page(entity: str, record_id: int) -> ResponseReturnValue:
         entries=[(entry, _who(entry, names), changes(entry)) for entry in found.entries],
         older_url=older_url,
         newest_url=url_for(endpoint, **{f"{entity}_id": record_id}) if before_id else None,
+        actions=ACTIONS,
+        sources=SOURCES,
     )
 
 
@@ -106,7 +128,7 @@ def shown_value(value: Any) -> str:
     if value is None or value == "" or value == [] or value == {}:
         return NOTHING
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return _("yes") if value else _("no")
     if isinstance(value, list | tuple):
         return "; ".join(shown_value(item) for item in value)
     if isinstance(value, Mapping):
@@ -120,4 +142,4 @@ def shown_value(value: Any) -> str:
 def _who(entry: HistoryEntry, names: Mapping[int, str]) -> str:
     if entry.actor_id is not None and entry.actor_id in names:
         return names[entry.actor_id]
-    return entry.actor_email or "System"
+    return entry.actor_email or _("System")

@@ -18,10 +18,13 @@ The UI keeps no state of its own outside the database.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -43,26 +46,63 @@ from crm_core.web.api.imports import (
     require_importer,
     upload_limit,
 )
-from crm_core.web.api.pagination import Cursor
+from crm_core.web.api.pagination import int_bounds
 from crm_core.web.api.problems import ApiProblem
+from crm_core.web.i18n import number
 from crm_core.web.ui import blueprint
 from crm_core.web.ui.access import actor, current_crm, page
 from crm_core.web.ui.forms import field_errors
+from crm_core.web.ui.paging import Keyset, split_page
 
 #: Import jobs per page of the list.
 PAGE_SIZE = 25
 #: Rejected rows shown on a job's page (the report has them all).
 REJECTIONS_SHOWN = 50
 #: What can be imported: form value -> label.
-ENTITIES = {"customers": "Customers", "contacts": "Contacts", "interactions": "Interactions"}
-MATCH_ON = ("auto", "external_id", "email", "none")
-ON_MATCH = ("update", "skip", "create")
+ENTITIES = {
+    "customers": _l("Customers"), "contacts": _l("Contacts"), "interactions": _l("Interactions"),
+}
+
+
+@dataclass(frozen=True)
+class EntityLabels:
+    """How the pages name what a job imports: one, several, several as a title."""
+
+    one: str
+    many: str
+    title: str
+
+
+#: What a job or a saved mapping imports (its ``entity``) -> how the pages name it.
+ENTITY_LABELS = {
+    "customer": EntityLabels(_l("customer"), _l("customers"), _l("Customers")),
+    "contact": EntityLabels(_l("contact"), _l("contacts"), _l("Contacts")),
+    "interaction": EntityLabels(_l("interaction"), _l("interactions"), _l("Interactions")),
+}
+#: How records are matched: form value (stored in the job's options) -> label.
+MATCH_ON = {
+    "auto": _l("auto"), "external_id": _l("external_id"), "email": _l("email"), "none": _l("none"),
+}
+#: What happens to a matched record: form value -> label.
+ON_MATCH = {"update": _l("update"), "skip": _l("skip"), "create": _l("create")}
+#: A job's stored status -> the word the pages show.
+STATUS_LABELS = {
+    ImportStatus.QUEUED.value: _l("queued"),
+    ImportStatus.RUNNING.value: _l("running"),
+    ImportStatus.SUCCEEDED.value: _l("succeeded"),
+    ImportStatus.FAILED.value: _l("failed"),
+}
 #: Labelled email and phone targets offered for contacts (any ``email.<label>`` works).
 CONTACT_LABELLED = (
     "email.work", "email.home", "email.other",
     "phone.work", "phone.home", "phone.mobile", "phone.other",
 )
 _UNFINISHED = (ImportStatus.QUEUED.value, ImportStatus.RUNNING.value)
+#: The order of the list: newest (highest id) first.
+NEWEST_FIRST = Keyset(
+    "id", ImportJob.id, ImportJob.id, descending=True, python_type=int,
+    id_bounds=int_bounds(ImportJob.id),
+)
 
 
 # -- the list and the upload form -------------------------------------------------------------
@@ -88,12 +128,13 @@ def upload_import() -> ResponseReturnValue:
     limit = upload_limit()
     if request.content_length is not None and request.content_length > limit:
         # Refused before the body is read: the form comes back empty.
-        return _imports_page({}, {"file": [f"Larger than {limit:,} bytes."]}, status=413)
+        too_large = _("Larger than %(limit)s bytes.", limit=number(limit))
+        return _imports_page({}, {"file": [too_large]}, status=413)
     values = request.form.to_dict()
     upload = request.files.get("file")
     errors: dict[str, list[str]] = {}
     if upload is None or not upload.filename:
-        errors["file"] = ["Choose the file to import."]
+        errors["file"] = [_("Choose the file to import.")]
     entity = ""
     try:
         entity = entity_name(values.get("entity", ""))
@@ -117,7 +158,10 @@ def upload_import() -> ResponseReturnValue:
         )
     except ApiProblem as exc:
         return _imports_page(values, _problem_errors(exc), status=exc.status)
-    flash(f"{upload.filename} was uploaded{' for a dry run' if options.dry_run else ''}.")
+    if options.dry_run:
+        flash(_("%(file)s was uploaded for a dry run.", file=upload.filename))
+    else:
+        flash(_("%(file)s was uploaded.", file=upload.filename))
     return redirect(url_for("crm_ui.import_page", job_id=job_id))
 
 
@@ -125,18 +169,14 @@ def _imports_page(
     values: dict[str, Any], errors: dict[str, list[str]], *, status: int = 200
 ) -> ResponseReturnValue:
     crm, user = current_crm(), actor()
-    token = request.args.get("cursor")
-    statement = select(ImportJob).where(job_scope(user))
-    if token:
-        try:
-            cursor = Cursor.decode(token, sort="id", descending=True, python_type=int)
-        except ApiProblem:
-            abort(400)
-        statement = statement.where(ImportJob.id < cursor.id)
-    statement = statement.order_by(ImportJob.id.desc()).limit(PAGE_SIZE + 1)
+    cursor = NEWEST_FIRST.cursor()
+    statement = NEWEST_FIRST.page(select(ImportJob).where(job_scope(user)), cursor, PAGE_SIZE)
     with crm.session_factory() as session:
         found = list(session.scalars(statement))
-        rows = found[:PAGE_SIZE]
+        rows, next_url = split_page(
+            found, PAGE_SIZE,
+            lambda last: url_for("crm_ui.imports", cursor=NEWEST_FIRST.token(last)),
+        )
         names = _user_names(session, {row.created_by_id for row in rows} - {user.id})
         mappings = list(
             session.execute(
@@ -145,23 +185,21 @@ def _imports_page(
                 .order_by(ImportMapping.name)
             )
         )
-    next_url = None
-    if len(found) > PAGE_SIZE:
-        last = rows[-1].id
-        next_url = url_for("crm_ui.imports", cursor=Cursor("id", True, last, last).encode())
     return render_template(
         "crm_core/ui/imports/list.html",
         jobs=rows,
         names=names,
         next_url=next_url,
-        first_page=bool(token),
+        first_page=cursor is not None,
         values=values,
         errors=errors,
         entity_options=_entity_options(user),
-        match_options=[(value, value) for value in MATCH_ON],
-        on_match_options=[(value, value) for value in ON_MATCH],
-        mapping_options=[(row.name, f"{row.name} ({row.entity})") for row in mappings],
+        match_options=list(MATCH_ON.items()),
+        on_match_options=list(ON_MATCH.items()),
+        mapping_options=[(row.name, _mapping_text(row.name, row.entity)) for row in mappings],
         limit=upload_limit(),
+        entity_labels=ENTITY_LABELS,
+        status_labels=STATUS_LABELS,
     ), status
 
 
@@ -206,7 +244,7 @@ def rerun_import(job_id: int) -> ResponseReturnValue:
         return _job_page(job_id, mapping_errors=errors, mapping_values=values, status=422)
     except jobs.RerunError as exc:
         return _cannot_rerun(job_id, exc)
-    flash("The dry run runs again with your mapping.")
+    flash(_("The dry run runs again with your mapping."))
     return redirect(url_for("crm_ui.import_page", job_id=new_id))
 
 
@@ -224,7 +262,7 @@ def import_for_real(job_id: int) -> ResponseReturnValue:
         return _job_page(job_id, mapping_errors=_rerun_errors(exc), status=422)
     except jobs.RerunError as exc:
         return _cannot_rerun(job_id, exc)
-    flash(f"{job.filename} is being imported for real.")
+    flash(_("%(file)s is being imported for real.", file=job.filename))
     return redirect(url_for("crm_ui.import_page", job_id=new_id))
 
 
@@ -255,12 +293,13 @@ def save_import_mapping(job_id: int) -> ResponseReturnValue:
         with crm.unit_of_work(actor=user, source="ui") as uow:
             if name and mapping_name_taken(uow.session, name) is not None:
                 status = 409
-                raise MappingError({"name": [f"A mapping named {name!r} exists already."]})
+                taken = _("A mapping named '%(name)s' exists already.", name=name)
+                raise MappingError({"name": [taken]})
             jobs.save_mapping(uow, name, job.entity, columns, saved_options)
     except MappingError as exc:
         errors = field_errors(exc.messages)
         return _job_page(job_id, save_errors=errors, save_values={"name": name}, status=status)
-    flash(f"The mapping “{name}” was saved.")
+    flash(_("The mapping “%(name)s” was saved.", name=name))
     return redirect(url_for("crm_ui.import_page", job_id=job_id))
 
 
@@ -304,6 +343,10 @@ def _job_page(
         can_save=may_edit and bool(columns),
         targets=_targets(crm, job.entity, columns.values()),
         values=values,
+        entity_labels=ENTITY_LABELS,
+        status_labels=STATUS_LABELS,
+        match_labels=MATCH_ON,
+        on_match_labels=ON_MATCH,
         mapping_errors=mapping_errors or {},
         save_errors=save_errors or {},
         save_values=save_values or {},
@@ -370,7 +413,14 @@ def _targets(crm: CRM, entity: str, used: Any) -> list[str]:
 
 def _delimiter_text(delimiter: str) -> str:
     """How the page names a delimiter."""
-    return {"\t": "tab", " ": "space", "": "detected"}.get(delimiter, delimiter)
+    names = {"\t": _("tab"), " ": _("space"), "": _("detected")}
+    return names.get(delimiter, delimiter)
+
+
+def _mapping_text(name: str, entity: str) -> str:
+    """A saved mapping as the upload form offers it: its name and what it imports."""
+    labels = ENTITY_LABELS.get(entity)
+    return _("%(name)s (%(entity)s)", name=name, entity=labels.one if labels else entity)
 
 
 def _problem_errors(problem: ApiProblem) -> dict[str, list[str]]:

@@ -27,6 +27,9 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import format_percent, ngettext
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -37,6 +40,7 @@ from crm_core.models import AuditEntry, User
 from crm_core.services import merges
 from crm_core.services.records import RecordService
 from crm_core.services.unit_of_work import UnitOfWork
+from crm_core.web.i18n import number
 from crm_core.web.ui import blueprint
 from crm_core.web.ui.access import actor, current_crm, page
 from crm_core.web.ui.forms import field_errors, field_label
@@ -46,23 +50,41 @@ from crm_core.web.ui.names import customer_names, user_names
 SUGGESTIONS = 20
 #: Why a record is suggested, as the page says it (the reasons of crm_core.duplicates).
 REASONS = {
-    "email": "same email",
-    "phone": "same phone number",
-    "name": "similar name",
-    "customer": "same customer",
+    "email": _l("same email"),
+    "phone": _l("same phone number"),
+    "name": _l("similar name"),
+    "customer": _l("same customer"),
 }
 #: Field labels on the merge screen (other fields get their name, capitalised).
 LABELS = {
-    "owner_id": "Owner",
-    "customer_id": "Customer",
-    "lifecycle_stage": "Lifecycle stage",
-    "postal_code": "Postal code",
-    "first_name": "First name",
-    "last_name": "Last name",
-    "job_title": "Job title",
+    "name": _l("Name"),
+    "kind": _l("Kind"),
+    "email": _l("Email"),
+    "phone": _l("Phone"),
+    "website": _l("Website"),
+    "street": _l("Street"),
+    "city": _l("City"),
+    "region": _l("Region"),
+    "country": _l("Country"),
+    "industry": _l("Industry"),
+    "owner_id": _l("Owner"),
+    "customer_id": _l("Customer"),
+    "lifecycle_stage": _l("Lifecycle stage"),
+    "postal_code": _l("Postal code"),
+    "first_name": _l("First name"),
+    "last_name": _l("Last name"),
+    "job_title": _l("Job title"),
 }
-#: What a merge moves, as the merge screen names it: reference kind -> (one, several).
-NOUNS = {"contact": ("contact", "contacts"), "interaction": ("interaction", "interactions")}
+#: Stored values of choice fields, as the merge screen shows them (others: capitalised).
+CHOICES = {
+    "kind": {"company": _l("Company"), "person": _l("Person")},
+    "lifecycle_stage": {
+        "lead": _l("Lead"),
+        "prospect": _l("Prospect"),
+        "customer": _l("Customer"),
+        "former": _l("Former"),
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -71,6 +93,8 @@ class Mergeable:
 
     entity: str
     plural: str
+    label: str
+    """What the duplicates page calls one record (a column's header)."""
     service: RecordService[Any]
     suggest: Callable[..., list[DuplicateCandidate]]
     title: Callable[[Any], str]
@@ -84,12 +108,12 @@ class Mergeable:
 
 
 CUSTOMERS = Mergeable(
-    "customer", "customers", merges.SERVICES["customer"], customer_duplicates,
+    "customer", "customers", _l("Customer"), merges.SERVICES["customer"], customer_duplicates,
     lambda record: record.name, "crm_ui.customer_page", "customer_id",
 )
 CONTACTS = Mergeable(
-    "contact", "contacts", merges.SERVICES["contact"], contact_duplicates,
-    lambda record: record.full_name or f"Contact {record.id}",
+    "contact", "contacts", _l("Contact"), merges.SERVICES["contact"], contact_duplicates,
+    lambda record: record.full_name or _("Contact %(id)s", id=record.id),
     "crm_ui.contact_duplicates", "record_id",
 )
 _KINDS = {kind.entity: kind for kind in (CUSTOMERS, CONTACTS)}
@@ -102,6 +126,8 @@ class Suggestion:
     candidate: DuplicateCandidate
     details: list[str]
     reasons: list[str]
+    likelihood: str
+    """The candidate's score as a percentage."""
 
 
 @dataclass(frozen=True)
@@ -231,7 +257,10 @@ def _duplicates(kind: Mergeable, record_id: int) -> ResponseReturnValue:
             firms = {record.customer_id, *(c.record.customer_id for c in found)}
             names = customer_names(uow.session, user, firms)
         suggestions = [
-            Suggestion(candidate, _details(kind, candidate.record, names), _reasons(candidate))
+            Suggestion(
+                candidate, _details(kind, candidate.record, names), _reasons(candidate),
+                _percent(candidate.score),
+            )
             for candidate in found
         ]
         return render_template(
@@ -249,11 +278,17 @@ def _duplicates(kind: Mergeable, record_id: int) -> ResponseReturnValue:
 def _reasons(candidate: DuplicateCandidate) -> list[str]:
     texts = []
     for reason in candidate.reasons:
-        text = REASONS.get(reason, reason)
         if reason == "name":
-            text += f" ({candidate.name_similarity:.0%} alike)"
-        texts.append(text)
+            percent = _percent(candidate.name_similarity)
+            texts.append(_("similar name (%(percent)s alike)", percent=percent))
+        else:
+            texts.append(str(REASONS.get(reason, reason)))
     return texts
+
+
+def _percent(share: float) -> str:
+    """``share`` (0 to 1) as a whole percentage in the user's language (``87%``)."""
+    return format_percent(share)
 
 
 def _details(kind: Mergeable, record: Any, customer_names: Mapping[Any, str]) -> list[str]:
@@ -297,7 +332,8 @@ def _merge(kind: Mergeable, record_id: int, other_id: int) -> ResponseReturnValu
         return _screen(kind, record_id, other_id, choices, field_errors(exc.messages), status=422)
     except ConflictError as exc:
         return _screen(kind, record_id, other_id, choices, {}, conflict=exc, status=409)
-    flash(f"{merged_title} was merged into {survivor_title}.")
+    flash(_("%(merged)s was merged into %(survivor)s.", merged=merged_title,
+            survivor=survivor_title))
     return redirect(kind.home(record_id))
 
 
@@ -312,7 +348,7 @@ def _field_sources(
         if not _differs(getattr(survivor, name), getattr(other, name)):
             continue
         if choices.get(name) not in ids:
-            errors[f"keep_{name}"] = ["Choose which of the two values to keep."]
+            errors[f"keep_{name}"] = [_("Choose which of the two values to keep.")]
         else:
             sources[name] = ids[choices[name]]
     if errors:
@@ -340,7 +376,7 @@ def _screen(
         rows = [
             FieldRow(
                 name,
-                LABELS.get(name) or field_label(name),
+                str(LABELS[name]) if name in LABELS else field_label(name),
                 shown(name, getattr(survivor, name)),
                 shown(name, getattr(other, name)),
                 _differs(getattr(survivor, name), getattr(other, name)),
@@ -359,7 +395,8 @@ def _screen(
             combined=_combined(kind, survivor, other, defaults),
             moves=_moves(kind, uow.session, other),
             blocked=[
-                f"{kind.title(record)} is archived: restore it (or undo its merge) first."
+                _("%(name)s is archived: restore it (or undo its merge) first.",
+                  name=kind.title(record))
                 for record in (survivor, other)
                 if record.archived
             ],
@@ -393,11 +430,11 @@ def _shown(
         if value in (None, ""):
             return ""
         if name == "owner_id":
-            return users.get(value, f"User {value}")
+            return users.get(value, _("User %(id)s", id=value))
         if name == "customer_id":
-            return firms.get(value, f"Customer {value}")
-        if name in ("kind", "lifecycle_stage"):
-            return str(value).capitalize()
+            return firms.get(value, _("Customer %(id)s", id=value))
+        if name in CHOICES:
+            return str(CHOICES[name].get(value) or str(value).capitalize())
         return str(value)
 
     return text
@@ -410,14 +447,16 @@ def _combined(
     if kind is CUSTOMERS:
         return [
             (
-                "Tags",
+                _("Tags"),
                 ", ".join(survivor.tags),
                 ", ".join(other.tags),
                 ", ".join(defaults.get("tags", survivor.tags)),
             )
         ]
     rows = []
-    for name, label, key in (("emails", "Emails", "email"), ("phones", "Phone numbers", "number")):
+    for name, label, key in (
+        ("emails", _("Emails"), "email"), ("phones", _("Phone numbers"), "number")
+    ):
         current = kind.service.current
         rows.append(
             (
@@ -442,11 +481,17 @@ def _moves(kind: Mergeable, session: Session, other: Any) -> list[str]:
             )
         )
     ).one()
-    moves = []
-    for name, count in zip(references, counts, strict=True):
-        one, several = NOUNS.get(name, (name, f"{name}s"))
-        moves.append(f"{count} {one if count == 1 else several}")
-    return moves
+    return [_move(name, count) for name, count in zip(references, counts, strict=True)]
+
+
+def _move(name: str, count: int) -> str:
+    """``count`` records of reference kind ``name`` as the merge screen says it."""
+    shown = number(count)
+    if name == "contact":
+        return ngettext("%(count)s contact", "%(count)s contacts", count, count=shown)
+    if name == "interaction":
+        return ngettext("%(count)s interaction", "%(count)s interactions", count, count=shown)
+    return f"{shown} {name if count == 1 else f'{name}s'}"
 
 
 # -- undoing ------------------------------------------------------------------------------------
@@ -473,9 +518,10 @@ def _undo(kind: Mergeable, record_id: int, merge_id: int) -> ResponseReturnValue
         reasons = [text for texts in field_errors(exc.messages).values() for text in texts]
         return _refused(kind, record_id, reasons, 422)
     except ConflictError:
-        reasons = ["Someone changed these records at the same moment: try again."]
+        reasons = [_("Someone changed these records at the same moment: try again.")]
         return _refused(kind, record_id, reasons, 409)
-    flash(f"The merge was undone: {restored} is back beside {survivor_title}.")
+    flash(_("The merge was undone: %(restored)s is back beside %(survivor)s.",
+            restored=restored, survivor=survivor_title))
     return redirect(kind.home(record_id))
 
 

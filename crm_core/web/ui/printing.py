@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, request, url_for
+from flask_babel import gettext as _
 
 
 class PrintoutUnavailable(Exception):
@@ -31,8 +32,11 @@ def pdf_response(html: str, filename: str) -> Response:
     except (OSError, ImportError) as exc:  # Pango missing: say what to install, not a bare 500
         current_app.logger.error("PDF printouts need Pango: %s", exc)
         raise PrintoutUnavailable(
-            "PDF printouts need the Pango library on the server "
-            "(Debian: apt-get install libpango-1.0-0 libpangoft2-1.0-0)."
+            _(
+                "PDF printouts need the Pango library on the server "
+                "(Debian: %(command)s).",
+                command="apt-get install libpango-1.0-0 libpangoft2-1.0-0",
+            )
         ) from exc
 
     fetcher = _static_files_fetcher(url_for("crm_ui.static", filename=""))

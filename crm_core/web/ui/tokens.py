@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from crm_core.authz import require
@@ -49,7 +50,7 @@ def account_tokens() -> ResponseReturnValue:
         try:
             expires_at = expiry(expires_on)
         except ValueError:
-            errors["expires_on"] = ["Give a date, e.g. 2027-01-31."]
+            errors["expires_on"] = [_("Give a date, e.g. 2027-01-31.")]
         if not errors:
             try:
                 with crm.unit_of_work(actor=user, source="ui") as uow:
@@ -88,7 +89,7 @@ def revoke_own_token(token_id: int) -> ResponseReturnValue:
             raise NotFoundError("api_token", token_id)
         tokens.revoke(uow, token.id)
         label = _label(token)
-    flash(f"The token {label} was revoked: it no longer works.")
+    flash(_("The token %(label)s was revoked: it no longer works.", label=label))
     return redirect(url_for("crm_ui.account_tokens"))
 
 
@@ -128,7 +129,8 @@ def admin_revoke_token(token_id: int) -> ResponseReturnValue:
     with crm.unit_of_work(actor=user, source="ui") as uow:
         token = tokens.revoke(uow, _token_id(token_id))
         label, owner = _label(token), token.user.email
-    flash(f"The token {label} of {owner} was revoked: it no longer works.")
+    flash(_("The token %(label)s of %(owner)s was revoked: it no longer works.",
+            label=label, owner=owner))
     return redirect(url_for("crm_ui.admin_tokens"))
 
 
@@ -157,4 +159,6 @@ def _token_id(raw: int) -> int:
 
 
 def _label(token: ApiToken) -> str:
-    return f"“{token.name}” ({token.prefix}…)" if token.name else f"{token.prefix}…"
+    if token.name:
+        return _("“%(name)s” (%(prefix)s…)", name=token.name, prefix=token.prefix)
+    return f"{token.prefix}…"
