@@ -72,6 +72,24 @@ class Panel:
 
 
 @dataclass(frozen=True)
+class CustomerTab:
+    """A tab on the customer page, beside its *Timeline* (``?tab=<name>``).
+
+    Only the tab the user opened is loaded: ``load()`` returns the context its
+    ``template`` is rendered with, so a plugin's queries run when they are shown.
+    ``count`` (optional) is shown beside the title, e.g. the number of open deals;
+    keep it cheap, it is computed for every visit of the page.
+    """
+
+    name: str
+    title: str
+    template: str
+    load: Callable[[], Mapping[str, Any]]
+    order: int = 100
+    count: int | None = None
+
+
+@dataclass(frozen=True)
 class ListColumn:
     """A column a plugin adds to a list of the UI (customers, contacts).
 

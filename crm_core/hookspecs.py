@@ -5,7 +5,8 @@ Hooks are grouped by lifecycle. Names follow verb families:
 * ``crm_register_*`` return lists of things, checked for name collisions at startup;
 * ``crm_validate`` may reject input, field by field;
 * ``crm_on_*`` react to domain events, inside the transaction of the write;
-* ``crm_menu_items`` / ``crm_customer_panels`` fill UI slots for a given user.
+* ``crm_menu_items`` / ``crm_customer_panels`` / ``crm_customer_tabs``... fill UI slots
+  for a given user.
 
 A hook implementation may accept any subset of a spec's arguments (pluggy passes
 only those it names). Every hook here is documented in ``docs/hooks.md``; a test
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from crm_core.extensions import (
         Channel,
         CustomAttribute,
+        CustomerTab,
         EventConsumer,
         Exporter,
         Importer,
@@ -296,6 +298,16 @@ def crm_menu_items(actor: User | None) -> Sequence[MenuItem] | None:
 @hookspec
 def crm_customer_panels(customer: Customer, actor: User | None) -> Sequence[Panel] | None:
     """Return panels to show on ``customer``'s page for ``actor``."""
+
+
+@hookspec
+def crm_customer_tabs(customer: Customer, actor: User) -> Sequence[CustomerTab] | None:
+    """Return tabs to offer on ``customer``'s page for ``actor``, beside the timeline.
+
+    A :class:`~crm_core.extensions.CustomerTab` is loaded only when opened
+    (``/customers/<id>?tab=<name>``): its ``load()`` gives the context its
+    ``template`` is rendered with. Leave out tabs the actor may not see.
+    """
 
 
 @hookspec

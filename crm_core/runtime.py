@@ -23,6 +23,7 @@ from crm_core.errors import ConfigError, PluginError
 from crm_core.extensions import (
     Channel,
     CustomAttribute,
+    CustomerTab,
     EventConsumer,
     Exporter,
     Importer,
@@ -139,6 +140,10 @@ class CRM:
     def customer_panels(self, customer: Customer, actor: User | None) -> list[Panel]:
         """Panels plugins show on ``customer``'s page for ``actor``, in display order."""
         return _ordered(self.pm.hook.crm_customer_panels(customer=customer, actor=actor))
+
+    def customer_tabs(self, customer: Customer, actor: User) -> list[CustomerTab]:
+        """Tabs plugins offer on ``customer``'s page for ``actor``, in display order."""
+        return _ordered(self.pm.hook.crm_customer_tabs(customer=customer, actor=actor))
 
     def dashboard_widgets(self, actor: User) -> list[Panel]:
         """Widgets plugins show on ``actor``'s dashboard, in display order."""

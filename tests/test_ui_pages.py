@@ -20,7 +20,14 @@ from pypdf import PdfReader
 from sqlalchemy import select
 from ui_support import count_rows
 
-from crm_core.extensions import ListColumn, MenuItem, Panel, TimelineEntry, TimelineRenderer
+from crm_core.extensions import (
+    CustomerTab,
+    ListColumn,
+    MenuItem,
+    Panel,
+    TimelineEntry,
+    TimelineRenderer,
+)
 from crm_core.models import AuditEntry, Customer, Interaction, SavedView
 from crm_core.services import contacts, customers, interactions
 from crm_core.testing import UiBrowser, link_of, plugin_module, ui_user
@@ -38,6 +45,9 @@ def crm_plugin_modules(tmp_path: Path) -> list[Any]:
     (templates / "panel.html").write_text("<p class=probe-panel>Open invoices: {{ count }}</p>")
     (templates / "invoice.html").write_text(
         "<p class=probe-invoice>Invoice {{ entry.id }}: {{ entry.extra.amount }} EUR</p>"
+    )
+    (templates / "deals.html").write_text(
+        "<ul class=probe-deals>{% for deal in deals %}<li>{{ deal }}</li>{% endfor %}</ul>"
     )
     (templates / "widget.html").write_text(
         "<ul class=probe-widget>{% for task in tasks %}<li>{{ task }}</li>{% endfor %}</ul>"
@@ -58,6 +68,7 @@ def crm_plugin_modules(tmp_path: Path) -> list[Any]:
             crm_customer_panels=lambda customer, actor: [
                 Panel("invoices", "Invoices", "ui_probe/panel.html", {"count": 3})
             ],
+            crm_customer_tabs=_deal_tabs,
             crm_dashboard_widgets=lambda actor: [
                 Panel("tasks", "My open tasks", "ui_probe/widget.html",
                       {"tasks": [f"Call back for {actor.email}"]})
@@ -74,6 +85,18 @@ def crm_plugin_modules(tmp_path: Path) -> list[Any]:
             ],
         )
     ]
+
+
+#: The customers whose *Deals* tab was loaded, in order (a tab loads only when opened).
+DEAL_TAB_LOADS: list[int] = []
+
+
+def _deal_tabs(customer: Any, actor: Any) -> list[CustomerTab]:
+    def load() -> dict[str, Any]:
+        DEAL_TAB_LOADS.append(customer.id)
+        return {"deals": [f"Renewal for {customer.name}", "<Upsell>"]}
+
+    return [CustomerTab("deals", "Deals", "ui_probe/deals.html", load, count=2)]
 
 
 def _probe_columns(entity: str, actor: Any) -> list[ListColumn]:
@@ -240,6 +263,23 @@ def test_the_customer_page_is_a_360_view(admin, acme):
     for channel in ("call", "note", "email", "meeting"):
         assert f'name="channel" value="{channel}"' in page
     admin.get("/customers/999999", status=404)
+
+
+def test_a_plugins_tab_opens_in_place_of_the_timeline_and_loads_only_then(admin, acme):
+    DEAL_TAB_LOADS.clear()
+    page = admin.get(f"/customers/{acme.id}")
+    tabs = page[page.index('<nav class="tabs'):page.index("</nav>", page.index('<nav class="tabs'))]
+    assert f'href="/customers/{acme.id}" aria-current="page">Timeline</a>' in tabs
+    assert f'href="/customers/{acme.id}?tab=deals">Deals <span class="count">2</span>' in tabs
+    assert "Price list sent" in page and DEAL_TAB_LOADS == []  # not opened: not loaded
+    page = admin.get(f"/customers/{acme.id}?tab=deals")
+    assert [acme.id] == DEAL_TAB_LOADS
+    assert 'aria-current="page">Deals' in page
+    assert '<h2 id="tab-title">Deals</h2>' in page
+    assert "<li>Renewal for ACME Tools GmbH</li><li>&lt;Upsell&gt;</li>" in page
+    assert "Price list sent" not in page  # the timeline is not shown (nor read)
+    assert "<p class=probe-panel>" in page  # the side column stays
+    admin.get(f"/customers/{acme.id}?tab=nope", status=404)
 
 
 def test_logging_a_call_puts_it_at_the_top_of_the_timeline(crm, admin, acme):

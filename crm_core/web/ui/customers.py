@@ -17,6 +17,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import selectinload
 
@@ -25,7 +26,7 @@ from crm_core.errors import ConflictError, ValidationError
 from crm_core.models import Contact, Customer, CustomerKind, Interaction, LifecycleStage, User
 from crm_core.search import list_filter
 from crm_core.services import customers, interactions, saved_views
-from crm_core.timeline import TimelineCursor, timeline
+from crm_core.timeline import TimelineCursor, TimelinePage, timeline
 from crm_core.web.ui import blueprint
 from crm_core.web.ui.access import actor, current_crm, page
 from crm_core.web.ui.conflicts import Difference, differences, form_version, posted_version
@@ -182,7 +183,7 @@ def customer_page(customer_id: int) -> ResponseReturnValue:
         before = TimelineCursor.decode(token) if token else None
     except ValidationError:
         abort(400)
-    return _customer_page(customer_id, before)
+    return _customer_page(customer_id, before, tab=request.args.get("tab"))
 
 
 @blueprint.get("/customers/<int:customer_id>.pdf")
@@ -235,8 +236,10 @@ def _customer_page(
     log_errors: dict[str, list[str]] | None = None,
     log_values: dict[str, str] | None = None,
     *,
+    tab: str | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
+    """The customer's page; ``tab`` opens a plugin's tab in place of the timeline."""
     crm, user = current_crm(), actor()
     with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
         customer = customers.get(uow, customer_id)
@@ -254,9 +257,18 @@ def _customer_page(
                     .options(selectinload(Contact.emails), selectinload(Contact.phones))
                 )
             )
-        entries = timeline(
-            crm, uow.session, user, customer.id, before=before, limit=TIMELINE_PAGE
-        )
+        tabs = crm.customer_tabs(customer, user)
+        opened = next((t for t in tabs if t.name == tab), None) if tab else None
+        if tab and opened is None:
+            abort(404)
+        tab_html = None
+        if opened is not None:  # the tab instead of the timeline: only its own queries run
+            tab_html = Markup(render_template(opened.template, **opened.load()))
+            entries = TimelinePage([], None)
+        else:
+            entries = timeline(
+                crm, uow.session, user, customer.id, before=before, limit=TIMELINE_PAGE
+            )
         owner = uow.session.get(User, customer.owner_id) if customer.owner_id else None
         panels = crm.customer_panels(customer, user)
         older_url = None
@@ -274,6 +286,9 @@ def _customer_page(
             newest_url=url_for("crm_ui.customer_page", customer_id=customer.id)
             if before is not None else None,
             panels=panels,
+            tabs=tabs,
+            opened_tab=opened,
+            tab_html=tab_html,
             renderers={
                 kind: renderer.template
                 for kind, renderer in crm.registry.timeline_renderers.items()
