@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--months", type=int, default=6)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--language", default="en",
+                        help="the demo admin's UI language (en, de, sv, ru, pl)")
     args = parser.parse_args()
 
     from crm_core import CRM, migrate
@@ -55,6 +57,12 @@ def main() -> None:
                                          "password": summary.demo_password,
                                          "csrf_token": token.group(1)})
     assert signed.status_code == 302, "the demo admin could not sign in"
+    if args.language != "en":
+        from crm_core.services import users
+
+        with crm.unit_of_work(actor=None, source="cli") as uow:
+            admin = users.get_by_email(uow, summary.demo_email)
+            admin.language = args.language
     with crm.session_factory() as session:
         busiest = session.execute(_busiest_customer()).scalar_one()
         contact = session.scalars(
@@ -78,13 +86,14 @@ def main() -> None:
         "admin": "/admin",
         "admin users": "/admin/users",
         "admin webhooks": "/admin/webhooks",
+        "admin teams": "/admin/teams",
         "admin plugins": "/admin/plugins",
         "API tokens": "/account/tokens",
     }
     gc.collect()
     gc.freeze()  # as `crm serve` does before serving: startup objects skip full collections
-    print(f"{args.customers} customers, {args.months} months of demo data; "
-          f"{args.repeat} requests per page (after one warm-up)")
+    print(f"{args.customers} customers, {args.months} months of demo data, "
+          f"language {args.language}; {args.repeat} requests per page (after one warm-up)")
     worst_of_all = 0.0
     for label, path in pages.items():
         response = client.get(path)
