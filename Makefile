@@ -2,6 +2,7 @@
 #
 #   make demo   install into .venv and start the demo (SQLite, http://127.0.0.1:5000)
 #   make test   install into .venv-test, run ruff and the whole test suite
+#               (then each plugin alone in a fresh venv: make test-plugins-alone)
 #
 # A venv is created when missing (or broken) and synchronised only when what it
 # installs changed: a stamp file in the venv holds a fingerprint of its Python, of the
@@ -26,11 +27,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test install install-test lint clean translations
+.PHONY: help demo test install install-test lint clean translations test-plugins-alone
 
 help:
 	@echo "make demo   install crm-core and its plugins into $(VENV), start the demo on SQLite"
 	@echo "make test   install into $(TEST_VENV), run ruff and every test (SQLite + PostgreSQL)"
+	@echo "            then each plugin alone with core in a fresh venv (make test-plugins-alone)"
 
 # -- the two user-facing targets ----------------------------------------------------
 
@@ -50,6 +52,7 @@ demo: install
 test: install-test
 	$(TEST_VENV)/bin/ruff check .
 	$(TEST_VENV)/bin/python -m pytest
+	@$(MAKE) --no-print-directory test-plugins-alone
 
 # -- helpers ---------------------------------------------------------------------------
 
@@ -62,20 +65,48 @@ install-test:
 	@SYNC_ROOTS="plugins tests/plugins" \
 		$(TEST_VENV)/bin/python -c "$$VENV_SYNC" '.[test]' $(PLUGIN_DIRS) $(TEST_PLUGIN_DIRS)
 
+# Each plugin alone beside core, in a fresh venv of its own: every plugin folder with a
+# ci/alone.sh (it installs core and that plugin only, migrates, runs the plugin's tests,
+# uninstalls it and checks core still works). CRM_TEST_DATABASES picks the backends.
+ALONE_SCRIPTS := $(sort $(wildcard plugins/*/ci/alone.sh))
+
+test-plugins-alone:
+	@for script in $(ALONE_SCRIPTS); do \
+		echo "== $$script"; \
+		PYTHON="$(PYTHON)" bash "$$script"; \
+	done
+
 lint: install-test
 	$(TEST_VENV)/bin/ruff check .
 
 # After changing the UI's texts: extract them into the template catalogue, merge it into
 # each language's messages.po (new texts come untranslated, changed ones marked fuzzy:
-# translate them), and compile every .po to the .mo the app reads. The tests fail while
-# a catalogue is incomplete or a .mo is older than its .po.
+# translate them), and compile every .po to the .mo the app reads. The same for every
+# plugin folder with a babel.cfg (its catalogues in <package>/translations). The tests
+# fail while a catalogue is incomplete or a .mo is older than its .po.
+CATALOGUE_ROOTS := . $(patsubst %/babel.cfg,%,$(sort $(wildcard plugins/*/babel.cfg)))
+
 translations: install-test
-	$(TEST_VENV)/bin/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
-		--project crm-core --copyright-holder "crm-core developers" \
-		-o crm_core/translations/messages.pot .
-	$(TEST_VENV)/bin/pybabel -q update --ignore-obsolete \
-		-i crm_core/translations/messages.pot -d crm_core/translations
-	$(TEST_VENV)/bin/pybabel -q compile -d crm_core/translations
+	@for root in $(CATALOGUE_ROOTS); do \
+		folder=$$(cd "$$root" && ls -d */translations | head -n 1); \
+		echo "== $$root/$$folder"; \
+		(cd "$$root" && \
+		 $(CURDIR)/$(TEST_VENV)/bin/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext \
+			--no-location --sort-output --project crm-core \
+			--copyright-holder "crm-core developers" -o "$$folder/messages.pot" . && \
+		 for language in $$($(CURDIR)/$(TEST_VENV)/bin/python -c \
+				"from crm_core.catalogues import TRANSLATED; print(*TRANSLATED)"); do \
+			if [ -f "$$folder/$$language/LC_MESSAGES/messages.po" ]; then \
+				$(CURDIR)/$(TEST_VENV)/bin/pybabel -q update --ignore-obsolete \
+					--ignore-pot-creation-date -l "$$language" \
+					-i "$$folder/messages.pot" -d "$$folder" || exit 1; \
+			else \
+				$(CURDIR)/$(TEST_VENV)/bin/pybabel -q init -l "$$language" \
+					-i "$$folder/messages.pot" -d "$$folder" || exit 1; \
+			fi; \
+		 done && \
+		 $(CURDIR)/$(TEST_VENV)/bin/pybabel -q compile -d "$$folder") || exit 1; \
+	done
 
 clean:
 	rm -rf $(TEST_VENV) build dist .pytest_cache .ruff_cache

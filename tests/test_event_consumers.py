@@ -87,6 +87,7 @@ def test_plugin_consumers_get_their_events_and_failures_die_after_their_attempts
     assert "RuntimeError: cannot handle this one" in deliveries(crm, status="dead")[0].last_error
 
 
+@pytest.mark.plugins()  # only the auditor's schedules (installed plugins have their own)
 def test_jobs_run_through_the_queue_and_schedules_are_registered(crm: Any) -> None:
     with crm.unit_of_work(source="test") as uow:
         record = customers.create(uow, {"name": "Tag me"})

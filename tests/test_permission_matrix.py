@@ -20,6 +20,10 @@ from crm_core.testing import api_token, plugin_module
 from crm_core.web.api import ApiResource
 
 #: A plugin's resource: the customers at the lead stage, with a visibility rule of its own.
+#: Core's API and the test's own resource: installed plugins (crm-sales...) have their own
+#: permission tests.
+pytestmark = pytest.mark.plugins()
+
 LEADS = ApiResource(
     name="leads",
     entity="customer",

@@ -96,7 +96,7 @@ def _deal_tabs(customer: Any, actor: Any) -> list[CustomerTab]:
         DEAL_TAB_LOADS.append(customer.id)
         return {"deals": [f"Renewal for {customer.name}", "<Upsell>"]}
 
-    return [CustomerTab("deals", "Deals", "ui_probe/deals.html", load, count=2)]
+    return [CustomerTab("probe_deals", "Probe deals", "ui_probe/deals.html", load, count=2)]
 
 
 def _probe_columns(entity: str, actor: Any) -> list[ListColumn]:
@@ -270,12 +270,13 @@ def test_a_plugins_tab_opens_in_place_of_the_timeline_and_loads_only_then(admin,
     page = admin.get(f"/customers/{acme.id}")
     tabs = page[page.index('<nav class="tabs'):page.index("</nav>", page.index('<nav class="tabs'))]
     assert f'href="/customers/{acme.id}" aria-current="page">Timeline</a>' in tabs
-    assert f'href="/customers/{acme.id}?tab=deals">Deals <span class="count">2</span>' in tabs
+    assert (f'href="/customers/{acme.id}?tab=probe_deals">Probe deals <span class="count">2</span>'
+            in tabs)
     assert "Price list sent" in page and DEAL_TAB_LOADS == []  # not opened: not loaded
-    page = admin.get(f"/customers/{acme.id}?tab=deals")
+    page = admin.get(f"/customers/{acme.id}?tab=probe_deals")
     assert [acme.id] == DEAL_TAB_LOADS
-    assert 'aria-current="page">Deals' in page
-    assert '<h2 id="tab-title">Deals</h2>' in page
+    assert 'aria-current="page">Probe deals' in page
+    assert '<h2 id="tab-title">Probe deals</h2>' in page
     assert "<li>Renewal for ACME Tools GmbH</li><li>&lt;Upsell&gt;</li>" in page
     assert "Price list sent" not in page  # the timeline is not shown (nor read)
     assert "<p class=probe-panel>" in page  # the side column stays

@@ -7,7 +7,7 @@ adds the deployment's custom attributes and the fields plugins contribute throug
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from marshmallow import Schema, fields
@@ -45,9 +45,15 @@ def schema_for(crm: CRM, entity: str) -> type[Schema]:
     return type(base.__name__, (base,), extra)
 
 
-def load_or_refuse(schema: Schema, data: Any, *, partial: bool = False) -> dict[str, Any]:
+def load_or_refuse(
+    schema: Schema, data: Any, *, partial: bool | Sequence[str] = False
+) -> dict[str, Any]:
     """``schema.load(data)``; refused input becomes a :class:`~crm_core.ValidationError`
-    with marshmallow's messages by field (what the API answers as a 422)."""
+    with marshmallow's messages by field (what the API answers as a 422).
+
+    ``partial`` as marshmallow takes it: ``True`` ignores every missing field, nested
+    ones too; a sequence of field names only those (a partial update whose nested rows
+    must still be whole: ``partial=tuple(schema.fields)``)."""
     if not isinstance(data, Mapping):
         raise ValidationError({"_schema": [N_("Expected an object.")]})
     try:

@@ -44,7 +44,8 @@ blueprint = Blueprint(
     static_url_path="/static/ui",
 )
 
-#: The administration permissions: holding any one of them shows the *Admin* entry.
+#: The administration permissions: holding any one of them shows the *Admin* entry (as does
+#: a plugin's settings page the user may open, e.g. crm-sales's pipelines for sales.admin).
 ADMIN_PERMISSIONS = ("user.admin", "webhook.admin", "plugin.admin")
 #: Core's own navigation entries, before plugins' entries, each with the permissions of
 #: which the user needs one (none: everyone signed in).
@@ -114,19 +115,48 @@ def _navigation() -> dict[str, Any]:
         if actor is None:
             return []
         granted = actor.permissions
-        own = [item for item, needed in CORE_MENU if not needed or granted.intersection(needed)]
+        own = [
+            item for item, needed in CORE_MENU
+            if not needed or granted.intersection(needed)
+            or (item.endpoint == "crm_ui.admin" and administers(actor))
+        ]
         return own + current_crm().menu_items(actor)
 
     return {"navigation": entries}
 
 
-@blueprint.errorhandler(PermissionDenied)
+def administers(actor: Any) -> bool:
+    """Whether ``actor`` may open ``/admin``: an administration permission, or the
+    permission of one of the plugins' settings pages (crm-sales's pipelines need
+    ``sales.admin``). A settings page without a permission counts for administrators only."""
+    granted = actor.permissions
+    if granted.intersection(ADMIN_PERMISSIONS):
+        return True
+    return any(
+        item.permission in granted for item in current_crm().settings_pages(actor)
+        if item.permission
+    )
+
+
+def use_error_pages(pages: Blueprint) -> None:
+    """Answer the errors of ``pages``' views with the UI's error pages (a plugin's pages too).
+
+    403 for :class:`PermissionDenied`, 404 for :class:`NotFoundError`, 500 naming the
+    plugin for :class:`HookError` (nothing was saved), 503 when PDFs cannot be made.
+    Without this, errors of a blueprint answer as the API does (problem documents).
+    Call it once, where the blueprint is made (before any app registers it).
+    """
+    pages.register_error_handler(PermissionDenied, permission_denied)
+    pages.register_error_handler(NotFoundError, not_found)
+    pages.register_error_handler(HookError, plugin_failed)
+    pages.register_error_handler(PrintoutUnavailable, printout_unavailable)
+
+
 def permission_denied(error: PermissionDenied) -> ResponseReturnValue:
     """A page or an action the user may not use: 403, saying which permission is missing."""
     return _error_page(403, _("Not allowed"), _("You may not do this: %(reason)s.", reason=error))
 
 
-@blueprint.errorhandler(NotFoundError)
 def not_found(error: NotFoundError) -> ResponseReturnValue:
     """A record that does not exist or that the user may not see: 404."""
     sentence = NOT_FOUND.get(error.entity)
@@ -138,7 +168,6 @@ def not_found(error: NotFoundError) -> ResponseReturnValue:
     return _error_page(404, _("Not found"), message)
 
 
-@blueprint.errorhandler(HookError)
 def plugin_failed(error: HookError) -> ResponseReturnValue:
     """A plugin's hook failed during a write: nothing was saved; the log has the details."""
     log.error("hook %s of plugin %s failed: %s", error.hook, error.plugin, error.__cause__)
@@ -149,7 +178,6 @@ def plugin_failed(error: HookError) -> ResponseReturnValue:
     )
 
 
-@blueprint.errorhandler(PrintoutUnavailable)
 def printout_unavailable(error: PrintoutUnavailable) -> ResponseReturnValue:
     """A PDF was asked for on a server that cannot make them: 503, naming what is missing."""
     return _error_page(503, _("Printouts are not available"), str(error))
@@ -159,3 +187,6 @@ def _error_page(status: int, title: str, message: str) -> ResponseReturnValue:
     return render_template(
         "crm_core/ui/error.html", status=status, title=title, message=message
     ), status
+
+
+use_error_pages(blueprint)

@@ -24,7 +24,7 @@ from crm_core.errors import PermissionDenied
 from crm_core.models import User
 from crm_core.plugins import PluginState
 from crm_core.web.i18n import translate
-from crm_core.web.ui import ADMIN_PERMISSIONS, blueprint
+from crm_core.web.ui import ADMIN_PERMISSIONS, administers, blueprint
 from crm_core.web.ui.access import actor, current_crm, page
 
 
@@ -99,8 +99,9 @@ def admin_plugins() -> ResponseReturnValue:
 
 
 def require_any_admin(user: User) -> None:
-    """:class:`PermissionDenied` unless ``user`` holds one of the administration permissions."""
-    if not any(has_permission(user, name) for name in ADMIN_PERMISSIONS):
+    """:class:`PermissionDenied` unless ``user`` may open the administration
+    (:func:`crm_core.web.ui.administers`)."""
+    if not administers(user):
         wanted = ", ".join(repr(name) for name in ADMIN_PERMISSIONS)
         raise PermissionDenied(f"you need one of the permissions {wanted}")
 

@@ -1,0 +1,154 @@
+"""The pipeline board in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+As core's ``tests/test_ui_browser.py`` does: a real server (werkzeug, in a thread) serves
+the app with crm-sales on a fresh database of each engine; a salesperson signs in, creates
+a deal from the customer's page, moves it across the board stage by stage to *Won* with
+the cards' forms (no JavaScript involved) and finds its history on the deal's page.
+Screenshots go to ``$CRM_TEST_ARTIFACTS`` (default ``test-artifacts/`` in the checkout).
+
+Needs ``/usr/bin/chromium``: without it this test fails, it never skips.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from crm_sales.services import opportunities
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from werkzeug.serving import make_server
+
+from crm_core import migrate
+from crm_core.runtime import CRM
+from crm_core.services import customers
+from crm_core.testing import UI_PASSWORD, crm_test_settings, ui_user
+from crm_core.web.app import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ARTIFACTS = Path(
+    os.environ.get("CRM_TEST_ARTIFACTS") or Path(__file__).resolve().parents[3] / "test-artifacts"
+)
+STAGES = ["Needs analysis", "Proposal", "Negotiation", "Won"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium from Debian's package (no browser download)."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def served(fresh_database_url: str, tmp_path: Path) -> Iterator[tuple[str, CRM]]:
+    """The app with crm-sales on a fresh, migrated database, served on 127.0.0.1."""
+    settings = crm_test_settings(fresh_database_url, tmp_path / "instance", plugins=["crm_sales"])
+    crm = CRM(settings)
+    migrate.upgrade(crm)
+    app = create_app(crm=crm)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", crm
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        crm.dispose()
+
+
+def _shot(page: Page, name: str, backend: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{backend}.png"), full_page=True)
+
+
+def _sign_in(page: Page, base: str, email: str) -> None:
+    page.goto(base + "/")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(UI_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Hello")
+
+
+def test_a_deal_goes_from_the_form_across_the_board_to_won(
+    browser: Browser, served: tuple[str, CRM]
+) -> None:
+    base, crm = served
+    backend = crm.engine.dialect.name
+    sam = ui_user(crm, "sam@sales.example")
+    with crm.unit_of_work(actor=sam, source="test") as uow:
+        acme = customers.create(uow, {"name": "ACME Tools GmbH", "owner_id": sam.id})
+        other = customers.create(uow, {"name": "Nordic Fika AB", "owner_id": sam.id})
+        for name, amount in (("Coffee machines", "8400"), ("Spring order", "1250.50")):
+            opportunities.create(uow, {"name": name, "customer_id": other.id, "amount": amount,
+                                       "expected_close": "2027-04-30"})
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    _sign_in(page, base, "sam@sales.example")
+
+    # A new deal from the customer's page: the form knows the customer.
+    page.goto(f"{base}/customers/{acme.id}")
+    panel = page.locator("section.panel-sales-open-deals")
+    expect(panel).to_contain_text("No open deals.")
+    panel.get_by_role("link", name="New deal").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("New deal")
+    expect(page.get_by_label("Customer number")).to_have_value(str(acme.id))
+    expect(page.locator("#customer_id-hint")).to_contain_text("ACME Tools GmbH")
+    page.get_by_label("Amount").fill("-3")
+    page.get_by_role("button", name="Create deal").click()
+    expect(page.locator("#name-errors")).to_be_visible()  # refused, explained, kept
+    expect(page.locator("#amount-errors")).to_contain_text("Must not be negative.")
+    _shot(page, "sales-deal-form", backend)
+    page.get_by_label("Name").fill("Tools 2027")
+    page.get_by_label("Amount").fill("12000.50")
+    page.get_by_label("Expected close").fill("2027-03-31")
+    page.get_by_label("Description of line 1").fill("Licences")
+    page.get_by_label("Quantity of line 1").fill("10")
+    page.get_by_label("Unit price of line 1").fill("1200.05")
+    page.get_by_role("button", name="Create deal").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Tools 2027")
+    expect(page.get_by_role("status")).to_contain_text("Tools 2027 was created.")
+    deal_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+
+    # Across the board, a stage at a time, with the card's own form.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Deals").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Pipeline New business")
+    for stage in STAGES:
+        card = page.locator(f"#deal-{deal_id}")
+        card.get_by_label("Move Tools 2027 to").select_option(label=stage)
+        card.get_by_role("button", name="Move").click()
+        expect(page.get_by_role("status")).to_contain_text(f"Tools 2027 moved to {stage}.")
+        column = page.locator("section.board-column", has=page.get_by_role("heading", name=stage))
+        expect(column.locator(f"#deal-{deal_id}")).to_be_visible()
+        if stage == "Proposal":
+            _shot(page, "sales-board", backend)
+    won = page.locator("section.board-column.outcome-won")
+    expect(won).to_contain_text("1 deal")
+    expect(won).to_contain_text("12,000.50 EUR")
+    _shot(page, "sales-board-won", backend)
+
+    # The deal's page: won, with its whole history.
+    page.locator(f"#deal-{deal_id}").get_by_role("link", name="Tools 2027").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Tools 2027")
+    expect(page.locator(".subtitle .badge")).to_have_text("Won")
+    history = page.locator("table.history tbody tr")
+    expect(history).to_have_count(5)
+    expect(history.locator("th")).to_have_text(["Qualification", *STAGES])
+    expect(history.last).to_contain_text("still here")
+    expect(page.locator(".details")).to_contain_text("12,000.50 EUR")
+    _shot(page, "sales-deal", backend)
+
+    # The customer's timeline tells the story.
+    page.locator(".crumbs").get_by_role("link", name="ACME Tools GmbH").click()
+    entries = page.locator("ol.timeline > li")
+    expect(entries.first).to_contain_text("Tools 2027 moved from Negotiation to Won")
+    expect(entries.last).to_contain_text("Tools 2027 started in Qualification")
+    _shot(page, "sales-customer", backend)
