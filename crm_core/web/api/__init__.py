@@ -11,11 +11,14 @@ from flask import Blueprint, Flask
 
 from crm_core.errors import PluginError
 from crm_core.web.api.problems import ApiProblem, register_problem_handlers
-from crm_core.web.api.resource import ApiResource
+from crm_core.web.api.resource import ApiResource, check_precondition, etag, if_match_version
 
 PREFIX = "/api/v1"
 
-__all__ = ["PREFIX", "ApiProblem", "ApiResource", "init_api"]
+__all__ = [
+    "PREFIX", "ApiProblem", "ApiResource", "check_precondition", "etag", "if_match_version",
+    "init_api",
+]
 
 
 def init_api(app: Flask) -> Blueprint:

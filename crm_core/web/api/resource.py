@@ -412,6 +412,7 @@ def _if_match() -> int:
 
 
 def _check_precondition(record: Any, expected: int) -> None:
+    """``412`` (with the current ``ETag``) unless ``record`` is at version ``expected``."""
     if record.version != expected:
         raise ApiProblem(412, "Precondition failed",
                          f"The record is at version {record.version}, you sent {expected}: "
@@ -420,6 +421,7 @@ def _check_precondition(record: Any, expected: int) -> None:
 
 
 def _etag(record: Any) -> str:
+    """A versioned record's strong ``ETag``."""
     return f'"{record.version}"'
 
 
@@ -447,3 +449,10 @@ def _coerce(column: Any, raw: str) -> Any:
         value.astimezone(dt.UTC)  # OverflowError at the edges of time
         return value
     return python_type(raw)
+
+
+#: For plugins' own routes on versioned records (``POST /deals/<id>/move``...): the same
+#: ``If-Match`` rules (428, 412) and ``ETag`` as the resources' ``PATCH``.
+if_match_version = _if_match
+check_precondition = _check_precondition
+etag = _etag

@@ -37,7 +37,8 @@ from sqlalchemy import ColumnElement, select
 
 from crm_core.authz import require
 from crm_core.ids import MAX_ID, as_record_id
-from crm_core.web.api import ApiProblem, ApiResource
+from crm_core.web.api import ApiProblem, ApiResource, check_precondition, if_match_version
+from crm_core.web.api import etag as etag_of
 from crm_core.web.api.openapi import (
     add_openapi_contributor,
     limit_parameter,
@@ -132,13 +133,13 @@ def opportunity_move(record_id: str) -> Response:
     crm, actor = _context()
     ident = _record_id(record_id)
     data = _json_object()
-    expected = _if_match()
+    expected = if_match_version()
     with crm.unit_of_work(actor=actor, source="api") as uow:
         deal = opportunities.get(uow, ident)
-        _check_precondition(deal, expected)
+        check_precondition(deal, expected)
         deal = opportunities.move(uow, deal.id, data, expected_version=expected)
         body = _DEAL.dump(deal)
-        etag = _etag(deal)
+        etag = etag_of(deal)
     return _json(body, headers={"ETag": etag})
 
 
@@ -245,30 +246,6 @@ def _json_object() -> dict[str, Any]:
         raise ApiProblem(422, "Invalid input", "Some fields were refused; see errors.",
                          kind="validation", errors=errors)
     return body
-
-
-def _if_match() -> int:
-    """The version ``If-Match`` names; 428 without one, 412 when it names none."""
-    raw = request.headers.get("If-Match")
-    if not raw:
-        raise ApiProblem(428, "Precondition required",
-                         "Send If-Match with the ETag you read, so no change is overwritten.")
-    value = raw.strip().removeprefix("W/").strip('"')
-    if not (value.isascii() and value.isdigit()):
-        raise ApiProblem(412, "Precondition failed", "If-Match does not name a version.")
-    return int(value)
-
-
-def _check_precondition(deal: Opportunity, expected: int) -> None:
-    if deal.version != expected:
-        raise ApiProblem(412, "Precondition failed",
-                         f"The deal is at version {deal.version}, you sent {expected}: "
-                         "reload it and apply your change again.",
-                         headers={"ETag": _etag(deal)})
-
-
-def _etag(deal: Opportunity) -> str:
-    return f'"{deal.version}"'
 
 
 def _next_url(**changed: str) -> str:
