@@ -183,12 +183,37 @@ def matches_event_type(patterns: Iterable[str], event_type: str) -> bool:
 
 @dataclass(frozen=True)
 class Importer:
-    """Reads records of ``entity`` from a file format (``csv``, ``vcf``...)."""
+    """Reads records of ``entity`` from a file format (``csv``, ``vcf``...).
+
+    With ``run``, core runs the importer as it runs its own imports: ``crm import
+    <name> FILE``, ``POST /api/v1/imports`` with ``entity=<name>`` and the ``/imports``
+    page create an import job and call ``run(context)`` with a
+    :class:`crm_core.imports.ImportContext` (the file, the options, the actor, and
+    ``context.report`` for each batch's rejected rows and counts); ``run`` returns a
+    :class:`crm_core.imports.ImportSummary`. Without ``run`` the importer is only
+    listed in ``crm.registry.importers``.
+    """
 
     name: str
+    """What ``crm import <name>`` and the API's ``entity`` take (core's ``customers``,
+    ``contacts`` and ``interactions`` are core's: an importer named so is not run)."""
     entity: str
     formats: tuple[str, ...]
+    """File formats read, by extension (``csv`` also takes ``.tsv`` and ``.txt``)."""
     read: Callable[[Any], Iterable[dict[str, Any]]]
+    run: Callable[[Any], Any] | None = None
+    """``run(context) -> ImportSummary``: import the context's file (see above)."""
+    permission: str = ""
+    """Needed to import (and to use the import pages for it); default ``<entity>.edit``."""
+    label: str = ""
+    """How the import page names it (a lazily translated text may do); default: ``name``."""
+    targets: tuple[str, ...] = ()
+    """The fields an explicit column mapping may name; the import page offers them to
+    map a dry run's columns again (none: no such form)."""
+
+    def __post_init__(self) -> None:
+        if not self.permission:
+            object.__setattr__(self, "permission", f"{self.entity}.edit")
 
 
 @dataclass(frozen=True)

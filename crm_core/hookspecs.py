@@ -419,7 +419,12 @@ def crm_register_event_consumers() -> Sequence[EventConsumer]:
 
 @hookspec
 def crm_register_importers() -> Sequence[Importer]:
-    """Return importers: each reads one or more file formats into records of an entity."""
+    """Return importers: each reads one or more file formats into records of an entity.
+
+    Core runs those with ``run`` as it runs its own imports (``crm import <name>``,
+    ``POST /api/v1/imports``, the ``/imports`` page), passing ``run`` an
+    :class:`crm_core.imports.ImportContext`; see docs/hooks.md.
+    """
 
 
 @hookspec

@@ -9,23 +9,31 @@ system (every record visible, like the other commands) unless ``--as`` names a u
 whose permissions and visibility then apply and who owns the new records.
 
 ``crm import mappings`` lists saved mappings; ``crm import save-mapping`` saves one.
-See docs/import.md.
+
+A plugin's importer that core runs (:func:`~crm_core.imports.plugin_importers`) gets a
+subcommand of its own, ``crm import <name> FILE`` (crm-sales: ``crm import
+opportunities``), added when the app is loaded: the same job, progress bar, summary and
+report, without the options only core's entities have (``--mapping``, ``--match-on``,
+``--on-match``). See docs/import.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import AppGroup, ScriptInfo, with_appcontext
 from sqlalchemy import select
 
 from crm_core.cli.common import get_crm, print_table, require_current_database
 from crm_core.errors import CRMError
+from crm_core.extensions import Importer
 from crm_core.imports import jobs
-from crm_core.imports.mapping import MappingError
+from crm_core.imports.mapping import MappingError, plugin_importer, plugin_importers
 from crm_core.imports.runner import (
     MATCH_ON,
     ON_MATCH,
@@ -37,10 +45,46 @@ from crm_core.imports.runner import (
 from crm_core.models import ImportJob, ImportMapping, ImportStatus
 from crm_core.services import users
 
-import_group = AppGroup("import", help="Import records from CSV or vCard files (docs/import.md).")
-
 #: Rejected rows printed after the summary.
 SHOWN_REJECTIONS = 10
+#: Where the loaded app keeps the subcommands of the plugins' importers.
+_IMPORTER_COMMANDS = "crm.importer_commands"
+
+
+class ImportGroup(AppGroup):
+    """``crm import``: core's subcommands, and one per plugin importer core runs."""
+
+    def importer_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        """The subcommands of the loaded app's importers by name (core's names win)."""
+        app = ctx.ensure_object(ScriptInfo).load_app()
+        found: dict[str, click.Command] | None = app.extensions.get(_IMPORTER_COMMANDS)
+        if found is None:
+            found = {
+                importer.name: _import_command(importer.name, importer)
+                for importer in plugin_importers(app.extensions["crm"])
+                if importer.name not in self.commands
+            }
+            app.extensions[_IMPORTER_COMMANDS] = found
+        return found
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Core's subcommands, plus the importers' when the app can be loaded."""
+        names = set(self.commands)
+        with contextlib.suppress(click.ClickException):  # ``crm`` reports a broken app
+            names.update(self.importer_commands(ctx))
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        """A core subcommand, or the one of a plugin's importer."""
+        core = self.commands.get(name)
+        if core is not None:
+            return core
+        return self.importer_commands(ctx).get(name)
+
+
+import_group = ImportGroup(
+    "import", help="Import records from CSV or vCard files (docs/import.md)."
+)
 
 
 def parse_map(items: tuple[str, ...]) -> dict[str, str]:
@@ -56,41 +100,57 @@ def parse_map(items: tuple[str, ...]) -> dict[str, str]:
     return columns
 
 
-def _import_command(plural: str) -> click.Command:
-    @click.command(plural)
-    @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-    @click.option("--mapping", "mapping_name", default=None, help="A saved mapping's name.")
-    @click.option(
-        "--map",
-        "maps",
-        multiple=True,
-        metavar="HEADER=FIELD",
-        help="Fill FIELD from column HEADER; HEADER= ignores the column (repeat).",
-    )
-    @click.option("--delimiter", default=None, help="Column delimiter (default: detected; \\t).")
-    @click.option("--encoding", default=None, help="File encoding (default: detected).")
-    @click.option(
-        "--match-on",
-        type=click.Choice(MATCH_ON),
-        default=None,
-        help="Key matching a row to a stored record (default auto: external id, else email).",
-    )
-    @click.option(
-        "--on-match",
-        type=click.Choice(ON_MATCH),
-        default=None,
-        help="What a matching row does (default update).",
-    )
-    @click.option("--dry-run", is_flag=True, help="Validate and match everything, save nothing.")
-    @click.option(
-        "--report",
-        "report_path",
-        type=click.Path(dir_okay=False, writable=True, path_type=Path),
-        default=None,
-        help="Write every rejected row to this CSV file (line,column,value,reason).",
-    )
-    @click.option("--as", "as_email", default=None, metavar="EMAIL", help="Act as this user.")
-    @with_appcontext
+def _options(core: bool) -> list[Callable[[Any], Any]]:
+    """The options of ``crm import <entity>``, in order; ``core``: with those of core's
+    entities only (a saved mapping, matching stored records)."""
+    mapping = [
+        click.option("--mapping", "mapping_name", default=None, help="A saved mapping's name.")
+    ]
+    matching = [
+        click.option(
+            "--match-on",
+            type=click.Choice(MATCH_ON),
+            default=None,
+            help="Key matching a row to a stored record (default auto: external id, else email).",
+        ),
+        click.option(
+            "--on-match",
+            type=click.Choice(ON_MATCH),
+            default=None,
+            help="What a matching row does (default update).",
+        ),
+    ]
+    return [
+        *(mapping if core else ()),
+        click.option(
+            "--map",
+            "maps",
+            multiple=True,
+            metavar="HEADER=FIELD",
+            help="Fill FIELD from column HEADER; HEADER= ignores the column (repeat).",
+        ),
+        click.option(
+            "--delimiter", default=None, help="Column delimiter (default: detected; \\t)."
+        ),
+        click.option("--encoding", default=None, help="File encoding (default: detected)."),
+        *(matching if core else ()),
+        click.option(
+            "--dry-run", is_flag=True, help="Validate and match everything, save nothing."
+        ),
+        click.option(
+            "--report",
+            "report_path",
+            type=click.Path(dir_okay=False, writable=True, path_type=Path),
+            default=None,
+            help="Write every rejected row to this CSV file (line,column,value,reason).",
+        ),
+        click.option("--as", "as_email", default=None, metavar="EMAIL", help="Act as this user."),
+    ]
+
+
+def _import_command(plural: str, importer: Importer | None = None) -> click.Command:
+    """``crm import <plural> FILE...``: core's entity ``plural``, or a plugin's ``importer``."""
+
     def command(files: tuple[Path, ...], report_path: Path | None, **kwargs: Any) -> None:
         for file in files:
             report = report_path
@@ -99,28 +159,42 @@ def _import_command(plural: str) -> click.Command:
                 report = report.with_name(f"{report.stem}-{file.stem}{report.suffix}")
             _run(plural, file, report_path=report, **kwargs)
 
-    command.help = (
-        f"Import {plural} from FILE... (.csv, .tsv, .txt"
-        + (", .vcf" if plural == "contacts" else "")
-        + "): rows in batches through the same checks as every write. Several files are "
+    decorated: Any = with_appcontext(command)
+    for decorate in reversed(_options(importer is None)):
+        decorated = decorate(decorated)
+    decorated = click.argument(
+        "files", nargs=-1, required=True, type=click.Path(path_type=Path)
+    )(decorated)
+    found: click.Command = click.command(plural)(decorated)
+    if importer is None:
+        extensions = ".csv, .tsv, .txt" + (", .vcf" if plural == "contacts" else "")
+        what = f"Import {plural} from FILE... ({extensions})"
+    else:
+        extensions = ", ".join(
+            ".csv, .tsv, .txt" if name == "csv" else f".{name}" for name in importer.formats
+        )
+        label = f" ({importer.label})" if importer.label else ""
+        what = f"Import {plural}{label} from FILE... ({extensions}) with its plugin's importer"
+    found.help = (
+        f"{what}: rows in batches through the same checks as every write. Several files are "
         "imported one after the other, each as an import job of its own."
     )
-    return command
+    return found
 
 
 def _run(
     plural: str,
     file: Path,
     *,
-    mapping_name: str | None,
     maps: tuple[str, ...],
     delimiter: str | None,
     encoding: str | None,
-    match_on: str | None,
-    on_match: str | None,
     dry_run: bool,
     report_path: Path | None,
     as_email: str | None,
+    mapping_name: str | None = None,
+    match_on: str | None = None,
+    on_match: str | None = None,
 ) -> None:
     crm = get_crm()
     require_current_database(crm)
@@ -129,7 +203,7 @@ def _run(
     try:
         options = ImportOptions(
             entity=plural,
-            format=format_for(file.name),
+            format=format_for(file.name, plugin_importer(crm, plural)),
             columns=parse_map(maps) or None,
             delimiter=delimiter,
             encoding=encoding,

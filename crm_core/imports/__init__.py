@@ -6,8 +6,13 @@ hooks, audit, outbox, ``crm_on_*`` hooks), in batches of one transaction each; s
 both create an :class:`~crm_core.models.ImportJob` and run it with
 :func:`run_import_job` (the API through the task queue, job ``crm_core.import``).
 A dry run keeps its uploaded file for a day; :func:`rerun` runs it again as a new job.
+
+A plugin's :class:`~crm_core.extensions.Importer` with ``run`` is imported the same way
+(``crm import <name>``, the API, the ``/imports`` page, the same jobs): core calls
+``run`` with an :class:`ImportContext` and writes what it reports to the job.
 """
 
+from crm_core.imports.context import ImportContext, run_importer
 from crm_core.imports.jobs import (
     JOB_NAME,
     KEEP_DRY_RUN_FILE,
@@ -23,7 +28,13 @@ from crm_core.imports.jobs import (
     save_mapping,
     write_report,
 )
-from crm_core.imports.mapping import MappingError, resolve_mapping
+from crm_core.imports.mapping import (
+    MappingError,
+    import_permission,
+    plugin_importer,
+    plugin_importers,
+    resolve_mapping,
+)
 from crm_core.imports.reading import ReadError
 from crm_core.imports.runner import (
     ImportOptions,
@@ -37,6 +48,7 @@ from crm_core.imports.runner import (
 __all__ = [
     "JOB_NAME",
     "KEEP_DRY_RUN_FILE",
+    "ImportContext",
     "ImportOptions",
     "ImportRunner",
     "ImportSummary",
@@ -47,14 +59,18 @@ __all__ = [
     "create_job",
     "find_mapping",
     "format_for",
+    "import_permission",
     "kept_file",
     "options_from_mapping",
+    "plugin_importer",
+    "plugin_importers",
     "prune_kept_files",
     "report_lines",
     "rerun",
     "resolve_mapping",
     "run_import",
     "run_import_job",
+    "run_importer",
     "save_mapping",
     "write_report",
 ]

@@ -33,7 +33,13 @@ from crm_core.db import utcnow
 from crm_core.errors import CRMError, NotFoundError, PermissionDenied
 from crm_core.i18n import N_
 from crm_core.ids import MAX_ID
-from crm_core.imports.mapping import MappingError, entity_name, normalise
+from crm_core.imports.mapping import (
+    ENTITIES,
+    MappingError,
+    entity_name,
+    import_permission,
+    normalise,
+)
 from crm_core.imports.reading import ReadError
 from crm_core.imports.runner import ImportOptions, Progress, preflight, run_import
 from crm_core.models import ImportJob, ImportMapping, ImportRejection, ImportStatus, User
@@ -71,11 +77,12 @@ def create_job(
 ) -> ImportJob:
     """A queued job importing the file at ``path`` as ``options`` say, for ``uow.actor``.
 
-    Needs ``<entity>.edit``. ``scopes`` are the API token's, kept so the job acts with
-    no more permissions than the request that created it.
+    Needs ``<entity>.edit`` (a plugin's importer: its ``permission``). ``scopes`` are the
+    API token's, kept so the job acts with no more permissions than the request that
+    created it.
     """
-    options.checked()
-    require(uow.actor, f"{options.entity}.edit")
+    options.checked(uow.crm)
+    require(uow.actor, import_permission(uow.crm, options.entity))
     file_path = Path(path)
     try:
         total = file_path.stat().st_size
@@ -266,7 +273,8 @@ def rerun(
     The new job has the old one's options, with ``columns`` (header -> target, ``""``
     ignores a column) over its explicit columns, and takes the file over: the old job
     keeps none any more. Only the job's creator may run it again, with
-    ``<entity>.edit``, as for an upload (:class:`PermissionDenied`);
+    ``<entity>.edit`` (a plugin's importer: its permission), as for an upload
+    (:class:`PermissionDenied`);
     :class:`NotFoundError` for no such job, :class:`RerunError` when it has not
     finished or its file is gone (not a dry run, failed, expired, run again already),
     :class:`MappingError` (or :class:`ReadError`) when the file does not fit ``columns``.
@@ -277,7 +285,7 @@ def rerun(
         raise NotFoundError("import", job_id)
     if job.created_by_id != uow.actor_id:
         raise PermissionDenied("only the user who uploaded a file may run it again")
-    require(uow.actor, f"{entity_name(job.entity)}.edit")
+    require(uow.actor, import_permission(uow.crm, entity_name(job.entity, uow.crm)))
     path = _rerunnable_file(job, now or utcnow())
     options = _rerun_options(job, dry_run=dry_run, columns=columns)
     preflight(uow.crm, path, options)
@@ -522,7 +530,8 @@ def save_mapping(
 
 def options_from_mapping(mapping: ImportMapping, options: ImportOptions) -> ImportOptions:
     """``options`` completed by a saved mapping: its columns under the explicit ones."""
-    if entity_name(mapping.entity) != entity_name(options.entity):
+    wanted = options.entity.strip().lower()
+    if entity_name(mapping.entity) != ENTITIES.get(wanted, wanted):
         raise MappingError(
             {"mapping": [f"{mapping.name!r} maps {mapping.entity} files, not {options.entity}."]}
         )

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from crm_core.errors import CRMError
+from crm_core.extensions import Importer
 from crm_core.imports.reading import RawRow, visible_text
 
 if TYPE_CHECKING:
@@ -154,14 +155,54 @@ class MappingError(CRMError):
         )
 
 
-def entity_name(value: str) -> str:
-    """``customer``, ``contact`` or ``interaction`` for a singular or plural name."""
-    try:
-        return ENTITIES[value.strip().lower()]
-    except KeyError:
-        raise MappingError(
-            {"entity": [f"Unknown entity {value!r}: use customers, contacts or interactions."]}
-        ) from None
+#: What core imports, as the CLI and the API name it (each needs ``<singular>.edit``).
+CORE_IMPORTS = ("customers", "contacts", "interactions")
+
+
+def plugin_importers(crm: CRM | None) -> list[Importer]:
+    """The plugins' importers core runs (those with ``run``), by name; an importer named
+    like one of core's entities is not among them (core's names win)."""
+    if crm is None:
+        return []
+    return [
+        importer for name, importer in sorted(crm.registry.importers.items())
+        if importer.run is not None and name.strip().lower() not in ENTITIES
+    ]
+
+
+def plugin_importer(crm: CRM | None, name: str) -> Importer | None:
+    """The importer of :func:`plugin_importers` called ``name`` (any case), if any."""
+    wanted = name.strip().lower()
+    return next((i for i in plugin_importers(crm) if i.name.lower() == wanted), None)
+
+
+def entity_name(value: str, crm: CRM | None = None) -> str:
+    """``customer``, ``contact`` or ``interaction`` for a singular or plural name; with
+    ``crm``, also the name of a plugin's importer core runs (:func:`plugin_importer`)."""
+    found = ENTITIES.get(value.strip().lower())
+    if found is not None:
+        return found
+    importer = plugin_importer(crm, value)
+    if importer is not None:
+        return importer.name
+    names = [*CORE_IMPORTS, *(importer.name for importer in plugin_importers(crm))]
+    raise MappingError(
+        {"entity": [f"Unknown entity {value!r}: use {', '.join(names[:-1])} or {names[-1]}."]}
+    )
+
+
+def import_permission(crm: CRM | None, entity: str) -> str:
+    """The permission importing ``entity`` needs: a plugin importer's ``permission``, else
+    ``<entity>.edit`` (``entity`` as :func:`entity_name` returns it)."""
+    importer = plugin_importer(crm, entity)
+    return importer.permission if importer is not None else f"{entity}.edit"
+
+
+def import_permissions(crm: CRM | None) -> tuple[str, ...]:
+    """Every permission that lets a user import something: core's and the importers'."""
+    names = [f"{ENTITIES[plural]}.edit" for plural in CORE_IMPORTS]
+    names += [i.permission for i in plugin_importers(crm) if i.permission not in names]
+    return tuple(dict.fromkeys(names))
 
 
 def normalise(header: str) -> str:

@@ -23,7 +23,9 @@ the earlier one as a stored record (updated or skipped by ``on_match``).
 Progress, counts and rejections go to the :class:`~crm_core.models.ImportJob` in
 short transactions of their own after each batch, so pollers see them move; the
 header -> target mapping a CSV file resolved goes to its ``columns_used`` before the
-first row.
+first row (both through :mod:`crm_core.imports.summary`, which plugins' importers
+report through too). :func:`run_import` hands a file whose ``entity`` names a plugin's
+importer to that importer's ``run`` (:mod:`crm_core.imports.context`).
 """
 
 from __future__ import annotations
@@ -34,21 +36,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import func, select, tuple_
 
 from crm_core.authz import visible
-from crm_core.db import utcnow
 from crm_core.errors import CRMError, HookError
+from crm_core.extensions import Importer
 from crm_core.i18n import N_
+from crm_core.imports.context import run_importer
 from crm_core.imports.mapping import (
     ColumnMapping,
     MappedRow,
     MappingError,
     RowMapper,
     entity_name,
+    plugin_importer,
     resolve_mapping,
 )
 from crm_core.imports.reading import CsvSource, ReadError
+from crm_core.imports.summary import (
+    MAX_VALUE,
+    SUMMARY_REJECTIONS,
+    ImportSummary,
+    Progress,
+    Rejection,
+    record_columns,
+    report_batch,
+)
 from crm_core.imports.vcard import COLUMNS as VCARD_COLUMNS
 from crm_core.imports.vcard import VcardSource
 from crm_core.models import (
@@ -57,8 +70,6 @@ from crm_core.models import (
     ContactPhone,
     Customer,
     CustomerTag,
-    ImportJob,
-    ImportRejection,
     Interaction,
 )
 from crm_core.services import contacts, customers, interactions
@@ -67,13 +78,14 @@ from crm_core.services.unit_of_work import UnitOfWork
 if TYPE_CHECKING:
     from crm_core.runtime import CRM
 
+__all__ = [
+    "MAX_VALUE", "SUMMARY_REJECTIONS", "ImportOptions", "ImportRunner", "ImportSummary",
+    "Progress", "Rejection", "format_for", "preflight", "run_import",
+]
+
 MATCH_ON = ("auto", "external_id", "email", "none")
 ON_MATCH = ("update", "skip", "create")
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".vcf": "vcf", ".vcard": "vcf"}
-#: Rejections kept in memory for the summary (the job's table has them all).
-SUMMARY_REJECTIONS = 20
-#: Longest value stored in a rejection.
-MAX_VALUE = 1000
 
 _SERVICES: dict[str, Any] = {
     "customer": customers,
@@ -100,13 +112,49 @@ class ImportOptions:
     dry_run: bool = False
     batch_size: int | None = None
 
-    def checked(self) -> ImportOptions:
-        """These options, normalised; :class:`MappingError` naming each bad option."""
+    def checked(self, crm: CRM | None = None) -> ImportOptions:
+        """These options, normalised; :class:`MappingError` naming each bad option.
+
+        With ``crm``, ``entity`` may also name a plugin's importer (see
+        :func:`~crm_core.imports.mapping.plugin_importer`).
+        """
         errors: dict[str, list[str]] = {}
         try:
-            self.entity = entity_name(self.entity)
+            self.entity = entity_name(self.entity, crm)
         except MappingError as exc:
             errors.update(exc.messages)
+        importer = plugin_importer(crm, self.entity)
+        if importer is not None:
+            errors.update(self._plugin_errors(importer))
+        else:
+            errors.update(self._core_errors())
+        if self.delimiter is not None and len(self.delimiter) != 1:
+            if self.delimiter in ("\\t", "tab", "TAB"):
+                self.delimiter = "\t"
+            else:
+                errors["delimiter"] = [N_("Give one character (or \\t for a tab).")]
+        if self.batch_size is not None and self.batch_size < 1:
+            errors["batch_size"] = [N_("Must be at least 1.")]
+        if errors:
+            raise MappingError(errors)
+        return self
+
+    def _plugin_errors(self, importer: Importer) -> dict[str, list[str]]:
+        """What is wrong with these options for a plugin's ``importer``."""
+        errors: dict[str, list[str]] = {}
+        for name in ("match_on", "on_match"):
+            if getattr(self, name):
+                errors[name] = [
+                    f"{importer.name} imports do not match rows to stored records: "
+                    f"leave {name} out."
+                ]
+        if self.format not in importer.formats:
+            errors["format"] = [f"{importer.name} imports read {', '.join(importer.formats)}."]
+        return errors
+
+    def _core_errors(self) -> dict[str, list[str]]:
+        """What is wrong with these options for core's entities (matching, format)."""
+        errors: dict[str, list[str]] = {}
         self.match_on = (self.match_on or "auto").lower()
         self.on_match = (self.on_match or "update").lower()
         if self.match_on == "external_ref":
@@ -121,16 +169,7 @@ class ImportOptions:
             errors["format"] = [N_("Use csv or vcf.")]
         elif self.format == "vcf" and self.entity != "contact":
             errors["format"] = ["vCard files hold contacts only."]
-        if self.delimiter is not None and len(self.delimiter) != 1:
-            if self.delimiter in ("\\t", "tab", "TAB"):
-                self.delimiter = "\t"
-            else:
-                errors["delimiter"] = [N_("Give one character (or \\t for a tab).")]
-        if self.batch_size is not None and self.batch_size < 1:
-            errors["batch_size"] = [N_("Must be at least 1.")]
-        if errors:
-            raise MappingError(errors)
-        return self
+        return errors
 
     def as_json(self) -> dict[str, Any]:
         """The options as stored on an :class:`ImportJob` (``options``)."""
@@ -144,54 +183,24 @@ class ImportOptions:
         }
 
 
-def format_for(filename: str) -> str:
-    """``csv`` or ``vcf`` from a file name's extension; :class:`MappingError` for others."""
+def format_for(filename: str, importer: Importer | None = None) -> str:
+    """``csv`` or ``vcf`` from a file name's extension; :class:`MappingError` for others.
+
+    For a plugin's ``importer``, an extension naming one of its formats (``.xlsx``:
+    ``xlsx``) is that format.
+    """
     suffix = Path(filename).suffix.lower()
-    if suffix not in FORMATS:
+    if suffix in FORMATS:
+        return FORMATS[suffix]
+    if importer is not None and suffix[1:] in importer.formats:
+        return suffix[1:]
+    what = suffix or "a file without extension"
+    if importer is not None:
         raise MappingError(
-            {"file": [f"Cannot import {suffix or 'a file without extension'}: use .csv "
-                      f"(.tsv, .txt) or .vcf."]}
+            {"file": [f"Cannot import {what}: {importer.name} imports read "
+                      f"{', '.join(importer.formats)}."]}
         )
-    return FORMATS[suffix]
-
-
-@dataclass
-class Rejection:
-    """One reason one row was refused."""
-
-    line: int
-    column: str
-    value: str | None
-    reason: str
-
-
-@dataclass
-class ImportSummary:
-    """What an import did."""
-
-    entity: str
-    dry_run: bool
-    created: int = 0
-    updated: int = 0
-    skipped: int = 0
-    rejected: int = 0
-    processed_rows: int = 0
-    processed_bytes: int = 0
-    seconds: float = 0.0
-    encoding: str = ""
-    delimiter: str = ""
-    columns: dict[str, str] = field(default_factory=dict)
-    ignored: list[str] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    """The first :data:`SUMMARY_REJECTIONS` (all of them when there is no job)."""
-
-    @property
-    def rows_per_second(self) -> float:
-        """Rows processed per second."""
-        return self.processed_rows / self.seconds if self.seconds else 0.0
-
-
-Progress = Callable[[ImportSummary], None]
+    raise MappingError({"file": [f"Cannot import {what}: use .csv (.tsv, .txt) or .vcf."]})
 
 
 class _Source:
@@ -253,8 +262,13 @@ class ImportRunner:
         progress: Progress | None = None,
     ) -> None:
         self.crm = crm
-        self.options = options.checked()
+        self.options = options.checked(crm)
         self.entity = self.options.entity
+        if self.entity not in _SERVICES:
+            raise MappingError(
+                {"entity": [f"{self.entity} is imported by its plugin's importer: "
+                            "use run_import."]}
+            )
         self.actor = actor
         self.job_id = job_id
         self.progress = progress
@@ -304,14 +318,7 @@ class ImportRunner:
 
     def _record_columns(self, mapping: ColumnMapping) -> None:
         """Write the header -> target mapping the file resolved to the job (``columns_used``)."""
-        if self.job_id is None:
-            return
-        with self.crm.unit_of_work(actor=None, source="import") as uow:
-            uow.session.execute(
-                update(ImportJob)
-                .where(ImportJob.id == self.job_id)
-                .values(columns_used=mapping.as_dict())
-            )
+        record_columns(self.crm, self.job_id, mapping.as_dict())
 
     def _key(self, row: MappedRow) -> Any:
         """The row's match key: ``("external_id", value)`` or ``("email", value)``; or None."""
@@ -396,42 +403,7 @@ class ImportRunner:
 
     def _report(self, rejections: list[Rejection], summary: ImportSummary) -> None:
         """Keep the first rejections, write progress and rejections to the job, tell the caller."""
-        room = SUMMARY_REJECTIONS - len(summary.rejections)
-        if self.job_id is None:
-            summary.rejections.extend(rejections)
-        elif room > 0:
-            summary.rejections.extend(rejections[:room])
-        if self.job_id is not None:
-            with self.crm.unit_of_work(actor=None, source="import") as uow:
-                if rejections:
-                    uow.session.execute(
-                        insert(ImportRejection),
-                        [
-                            {
-                                "job_id": self.job_id,
-                                "line": r.line,
-                                "column": r.column[:300],
-                                "value": r.value[:MAX_VALUE] if r.value is not None else None,
-                                "reason": r.reason,
-                            }
-                            for r in rejections
-                        ],
-                    )
-                uow.session.execute(
-                    update(ImportJob)
-                    .where(ImportJob.id == self.job_id)
-                    .values(
-                        processed_rows=summary.processed_rows,
-                        processed_bytes=summary.processed_bytes,
-                        created_count=summary.created,
-                        updated_count=summary.updated,
-                        skipped_count=summary.skipped,
-                        rejected_count=summary.rejected,
-                        progressed_at=utcnow(),
-                    )
-                )
-        if self.progress is not None:
-            self.progress(summary)
+        report_batch(self.crm, self.job_id, rejections, summary, self.progress)
 
     # -- one batch ----------------------------------------------------------------------
 
@@ -725,16 +697,28 @@ def run_import(
     Raises :class:`ReadError` when the file cannot be read at all and
     :class:`MappingError` when the options or the mapping are wrong, before any row
     is written. Refused rows never raise: they are in the summary (and the job).
+    When ``options.entity`` names a plugin's importer, its ``run`` imports the file
+    (:func:`~crm_core.imports.context.run_importer`).
     """
-    runner = ImportRunner(crm, options, actor=actor, job_id=job_id, progress=progress)
+    options.checked(crm)
+    importer = plugin_importer(crm, options.entity)
+
+    def run(stream: BinaryIO) -> ImportSummary:
+        if importer is not None:
+            return run_importer(
+                crm, importer, stream, options, actor=actor, job_id=job_id, progress=progress
+            )
+        runner = ImportRunner(crm, options, actor=actor, job_id=job_id, progress=progress)
+        return runner.run(stream)
+
     if isinstance(file, str | Path):
         try:
             stream: BinaryIO = open(file, "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
             raise ReadError(f"cannot open {file}: {exc.strerror or exc}") from exc
         with stream:
-            return runner.run(stream)
-    return runner.run(file)
+            return run(stream)
+    return run(file)
 
 
 def preflight(crm: CRM, path: str | Path, options: ImportOptions) -> dict[str, Any]:
@@ -743,13 +727,14 @@ def preflight(crm: CRM, path: str | Path, options: ImportOptions) -> dict[str, A
     Returns what was detected (``encoding``, ``delimiter``, ``columns``, ``ignored``);
     raises :class:`ReadError` or :class:`MappingError` like the import itself would.
     """
-    options.checked()
+    options.checked(crm)
     try:
         stream = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise ReadError(f"cannot open {Path(path).name}: {exc.strerror or exc}") from exc
     with stream:
-        if options.format == "vcf":
+        if options.format == "vcf" or plugin_importer(crm, options.entity) is not None:
+            # A plugin's importer reads (and checks) its file when its job runs.
             return {"encoding": "", "delimiter": "", "columns": {}, "ignored": []}
         source = CsvSource(stream, encoding=options.encoding, delimiter=options.delimiter)
         mapping = resolve_mapping(crm, options.entity, source.header, options.columns)

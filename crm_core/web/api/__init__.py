@@ -23,6 +23,7 @@ __all__ = [
 
 def init_api(app: Flask) -> Blueprint:
     """Mount ``/api/v1`` with core's resources and every plugin's on ``app``."""
+    from crm_core.imports.mapping import plugin_importers
     from crm_core.web.api import admin, exports, imports, merging, search, timeline, webhooks
     from crm_core.web.api.core_resources import core_resources
     from crm_core.web.api.openapi import add_openapi_contributor, docs_blueprint
@@ -56,7 +57,12 @@ def init_api(app: Flask) -> Blueprint:
     )
     add_openapi_contributor(app, merging.describe)
     add_openapi_contributor(app, webhooks.describe)
-    add_openapi_contributor(app, imports.describe)
+    add_openapi_contributor(
+        app,
+        functools.partial(
+            imports.describe, importers=[i.name for i in plugin_importers(crm)]
+        ),
+    )
     add_openapi_contributor(app, exports.describe)
     register_problem_handlers(app, path_prefix=PREFIX)
     return blueprint

@@ -10,7 +10,9 @@ the file a dry run kept again (another mapping, or for real) as a new job.
 ``/import-mappings`` holds saved mappings.
 
 Importing needs ``<entity>.edit``; a user sees their own jobs, a user with
-``audit.view`` sees everyone's.
+``audit.view`` sees everyone's. ``entity`` may also name a plugin's importer that core
+runs (crm-sales's ``opportunities``): its ``permission`` is needed, and its ``run``
+imports the file in the job.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import json as jsonlib
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -32,7 +34,14 @@ from crm_core.authz import has_permission, owned_by_visible_users, require
 from crm_core.errors import PermissionDenied
 from crm_core.ids import MAX_ID
 from crm_core.imports import jobs
-from crm_core.imports.mapping import MappingError, entity_name
+from crm_core.imports.mapping import (
+    CORE_IMPORTS,
+    MappingError,
+    entity_name,
+    import_permission,
+    import_permissions,
+    plugin_importer,
+)
 from crm_core.imports.reading import ReadError
 from crm_core.imports.runner import ImportOptions, format_for, preflight
 from crm_core.models import ImportJob, ImportMapping
@@ -51,8 +60,14 @@ class ImportJobOut(Schema):
     """An import job as the API shows it."""
 
     id = fields.Integer(required=True)
-    entity = fields.String(required=True, metadata={"description": "`customer`, `contact`..."})
-    format = fields.String(required=True, metadata={"description": "`csv` or `vcf`."})
+    entity = fields.String(
+        required=True,
+        metadata={"description": "`customer`, `contact`, `interaction`, or the name of a "
+                  "plugin's importer (`opportunities`)."},
+    )
+    format = fields.String(
+        required=True, metadata={"description": "`csv` or `vcf` (or a plugin importer's)."}
+    )
     filename = fields.String(required=True)
     status = fields.String(
         required=True, metadata={"description": "`queued`, `running`, `succeeded` or `failed`."}
@@ -198,15 +213,18 @@ def register(blueprint: Blueprint) -> None:
 
 # -- who may do what ----------------------------------------------------------------------------
 
-#: Holding one of these makes a user an importer: they may use the import endpoints.
+#: Holding one of these makes a user an importer: they may use the import endpoints
+#: (so does the permission of a plugin's importer, see :func:`import_permissions`).
 IMPORT_PERMISSIONS = ("customer.edit", "contact.edit", "interaction.edit")
 
 
 def require_importer(actor: Any) -> None:
-    """403 unless ``actor`` may import something."""
-    if not any(has_permission(actor, name) for name in IMPORT_PERMISSIONS):
+    """403 unless ``actor`` may import something (core's entities or a plugin's importer)."""
+    needed = import_permissions(current_app.extensions["crm"])
+    if not any(has_permission(actor, name) for name in needed):
+        quoted = [repr(name) for name in needed]
         raise PermissionDenied(
-            "you need the permission 'customer.edit', 'contact.edit' or 'interaction.edit'"
+            f"you need the permission {', '.join(quoted[:-1])} or {quoted[-1]}"
         )
 
 
@@ -237,12 +255,12 @@ def _invalid(
     raise ApiProblem(422, "Invalid input", detail, kind="validation", errors=errors)
 
 
-def _form_options() -> ImportOptions:
+def _form_options(crm: Any) -> ImportOptions:
     """The import's options from the form fields; 4xx problems name the bad ones."""
     form = request.form
     entity = form.get("entity", "")
     try:
-        entity = entity_name(entity)
+        entity = entity_name(entity, crm)
     except MappingError as exc:
         _invalid(exc.messages)
     columns: dict[str, str] | None = None
@@ -297,7 +315,7 @@ def create_import(**_: Any) -> Response:
     if upload is None or not upload.filename:
         _invalid({"file": ["Upload the file to import in the field `file`."]})
     assert upload is not None and upload.filename
-    options = _form_options()
+    options = _form_options(crm)
     job_id, _detected = queue_import(
         crm, actor, upload.filename, upload.save, options,
         mapping=request.form.get("mapping") or None, source="api",
@@ -322,18 +340,20 @@ def queue_import(
     """Check an upload, store it for its job and queue the job (the API's and the UI's upload).
 
     ``save(path)`` writes the uploaded file to ``path``; ``mapping`` names a saved
-    mapping to apply. Needs ``<entity>.edit``. Returns the job's id and what
-    :func:`~crm_core.imports.runner.preflight` detected (the columns' targets...);
-    refusals are 4xx :class:`ApiProblem` naming the field (``file``, ``columns``...).
+    mapping to apply. Needs ``<entity>.edit`` (a plugin's importer: its permission);
+    ``options.entity`` is as :func:`~crm_core.imports.mapping.entity_name` returns it.
+    Returns the job's id and what :func:`~crm_core.imports.runner.preflight` detected
+    (the columns' targets...); refusals are 4xx :class:`ApiProblem` naming the field
+    (``file``, ``columns``...).
     """
-    require(actor, f"{options.entity}.edit")
+    require(actor, import_permission(crm, options.entity))
     limit = upload_limit()
     try:
-        options.format = format_for(filename)
+        options.format = format_for(filename, plugin_importer(crm, options.entity))
         if mapping:
             with crm.session_factory() as session:
                 jobs.options_from_mapping(jobs.find_mapping(session, mapping), options)
-        options.checked()
+        options.checked(crm)
     except MappingError as exc:
         _invalid(exc.messages)
     folder = jobs.uploads_folder(crm)
@@ -592,8 +612,9 @@ def delete_mapping(mapping_id: int, **_: Any) -> Response:
 # -- the OpenAPI description ----------------------------------------------------------------------
 
 
-def describe(spec: APISpec) -> None:
-    """Add the import operations to the OpenAPI document being built."""
+def describe(spec: APISpec, importers: Sequence[str] = ()) -> None:
+    """Add the import operations to the OpenAPI document being built; ``importers`` are the
+    names of the plugins' importers that ``entity`` may also take."""
     tag = "imports"
     spec.tag({"name": tag, "description": "CSV and vCard imports, their reports, saved mappings."})
     job = {"application/json": {"schema": schema_ref(spec, ImportJobOut, "ImportJob")}}
@@ -636,8 +657,15 @@ def describe(spec: APISpec) -> None:
         "required": ["file", "entity"],
         "properties": {
             "file": {"type": "string", "format": "binary",
-                     "description": "A .csv (.tsv, .txt) or .vcf file."},
-            "entity": {"type": "string", "enum": ["customers", "contacts", "interactions"]},
+                     "description": "A .csv (.tsv, .txt) or .vcf file (or a file of a "
+                     "format a plugin's importer reads)."},
+            "entity": {
+                "type": "string",
+                "enum": [*CORE_IMPORTS, *importers],
+                "description": "What the file holds: core's entities, or the name of a "
+                "plugin's importer, which then imports the file (`match_on` and `on_match` "
+                "are core's entities' only).",
+            },
             "mapping": {**text, "description": "A saved mapping's name."},
             "columns": {**text, "description": "JSON object: header -> field (`\"\"` ignores)."},
             "match_on": {"type": "string", "enum": ["auto", "external_id", "email", "none"]},
@@ -660,7 +688,8 @@ def describe(spec: APISpec) -> None:
                 "tags": [tag],
                 "summary": "Upload a file to import",
                 "description": "Checks the upload (format, options, header against the "
-                "mapping) and queues the import. Needs `<entity>.edit`.",
+                "mapping) and queues the import. Needs `<entity>.edit` (for a plugin's "
+                "importer, the permission it names).",
                 "requestBody": {"required": True,
                                 "content": {"multipart/form-data": {"schema": upload}}},
                 "responses": {

@@ -25,6 +25,7 @@ from markupsafe import Markup
 
 from crm_core.errors import HookError, NotFoundError, PermissionDenied
 from crm_core.extensions import MenuItem, Panel
+from crm_core.imports.mapping import import_permissions
 from crm_core.web.ui.access import current_crm, signed_in_actor
 from crm_core.web.ui.names import (
     channel_badge,
@@ -119,6 +120,8 @@ def _navigation() -> dict[str, Any]:
             item for item, needed in CORE_MENU
             if not needed or granted.intersection(needed)
             or (item.endpoint == "crm_ui.admin" and administers(actor))
+            or (item.endpoint == "crm_ui.imports"
+                and granted.intersection(import_permissions(current_crm())))
         ]
         return own + current_crm().menu_items(actor)
 

@@ -14,6 +14,11 @@ A dry run keeps its file for a day (core's
 *Import for real* call core's :func:`~crm_core.imports.jobs.rerun`, as the API's
 ``POST /imports/{id}/rerun`` does. Only the user who uploaded a file may run it again.
 The UI keeps no state of its own outside the database.
+
+The plugins' importers that core runs (crm-sales's *Deals*) are offered beside core's
+entities to the users holding their permission; their jobs show the same pages (no
+matching options, no saved mappings; a dry run's columns can be mapped again when the
+importer lists its ``targets``).
 """
 
 from __future__ import annotations
@@ -30,8 +35,16 @@ from sqlalchemy.orm import Session
 
 from crm_core.authz import has_permission
 from crm_core.errors import NotFoundError
+from crm_core.extensions import Importer
 from crm_core.imports import jobs
-from crm_core.imports.mapping import MappingError, available_targets, entity_name
+from crm_core.imports.mapping import (
+    MappingError,
+    available_targets,
+    entity_name,
+    import_permission,
+    plugin_importer,
+    plugin_importers,
+)
 from crm_core.imports.reading import ReadError
 from crm_core.imports.runner import ImportOptions
 from crm_core.models import ImportJob, ImportMapping, ImportStatus, User
@@ -137,7 +150,7 @@ def upload_import() -> ResponseReturnValue:
         errors["file"] = [_("Choose the file to import.")]
     entity = ""
     try:
-        entity = entity_name(values.get("entity", ""))
+        entity = entity_name(values.get("entity", ""), crm)
     except MappingError as exc:
         errors.update(exc.messages)
     if errors:
@@ -198,7 +211,8 @@ def _imports_page(
         on_match_options=list(ON_MATCH.items()),
         mapping_options=[(row.name, _mapping_text(row.name, row.entity)) for row in mappings],
         limit=upload_limit(),
-        entity_labels=ENTITY_LABELS,
+        accept=_accepted_extensions(crm),
+        entity_labels=_entity_labels(crm),
         status_labels=STATUS_LABELS,
     ), status
 
@@ -319,9 +333,10 @@ def _job_page(
         by = _user_names(session, {job.created_by_id} - {user.id}).get(job.created_by_id or 0)
     kept = jobs.kept_file(job) is not None
     own = job.created_by_id == user.id
-    may_edit = has_permission(user, f"{job.entity}.edit")
+    may_edit = has_permission(user, import_permission(crm, job.entity))
     finished = job.status not in _UNFINISHED
     columns = _used_columns(job)
+    targets = _targets(crm, job.entity, columns.values())
     values = mapping_values or {
         f"column-{index}": target for index, target in enumerate(columns.values())
     }
@@ -337,15 +352,17 @@ def _job_page(
         columns_known=job.columns_used is not None,
         columns=list(columns.items()),
         kept=kept,
-        can_rerun=own and kept and may_edit and finished and job.format == "csv",
+        can_rerun=own and kept and may_edit and finished and job.format == "csv"
+        and bool(targets),
         can_import=own and kept and may_edit and job.dry_run
         and job.status == ImportStatus.SUCCEEDED.value,
-        can_save=may_edit and bool(columns),
-        targets=_targets(crm, job.entity, columns.values()),
+        can_save=may_edit and bool(columns) and job.entity in ENTITY_LABELS,
+        targets=targets,
         values=values,
-        entity_labels=ENTITY_LABELS,
+        entity_labels=_entity_labels(crm),
         status_labels=STATUS_LABELS,
         match_labels=MATCH_ON,
+        match_entities=ENTITY_LABELS,
         on_match_labels=ON_MATCH,
         mapping_errors=mapping_errors or {},
         save_errors=save_errors or {},
@@ -394,16 +411,49 @@ def _used_columns(job: ImportJob) -> dict[str, str]:
 
 
 def _entity_options(user: Any) -> list[tuple[str, str]]:
-    """What the user may import (``<entity>.edit``), as select options."""
-    return [
+    """What the user may import (``<entity>.edit``, a plugin importer's permission), as
+    select options: core's entities, then the plugins' importers."""
+    core = [
         (value, label)
         for value, label in ENTITIES.items()
         if has_permission(user, f"{entity_name(value)}.edit")
     ]
+    return core + [
+        (importer.name, _label(importer))
+        for importer in plugin_importers(current_crm())
+        if has_permission(user, importer.permission)
+    ]
+
+
+def _label(importer: Importer) -> str:
+    """How the pages name what a plugin's importer imports."""
+    return str(importer.label or importer.name)
+
+
+def _entity_labels(crm: CRM) -> dict[str, EntityLabels]:
+    """:data:`ENTITY_LABELS`, and a plugin's importer's label by its name (a job's entity)."""
+    labels = dict(ENTITY_LABELS)
+    for importer in plugin_importers(crm):
+        label = _label(importer)
+        labels[importer.name] = EntityLabels(label, label, label)
+    return labels
+
+
+def _accepted_extensions(crm: CRM) -> str:
+    """The upload's ``accept``: core's extensions, then those of the importers' formats."""
+    extensions = [".csv", ".tsv", ".txt", ".vcf", ".vcard"]
+    for importer in plugin_importers(crm):
+        extensions += [f".{name}" for name in importer.formats if name not in ("csv", "vcf")]
+    return ",".join(dict.fromkeys(extensions))
 
 
 def _targets(crm: CRM, entity: str, used: Any) -> list[str]:
-    """The targets a column of an ``entity`` file may name, for the mapping's selects."""
+    """The targets a column of an ``entity`` file may name, for the mapping's selects
+    (a plugin's importer: its ``targets``, none if it lists none)."""
+    if entity not in ENTITY_LABELS:
+        importer = plugin_importer(crm, entity)
+        offered = set(importer.targets if importer is not None else ())
+        return sorted(offered | {t for t in used if t}) if offered else []
     names = set(available_targets(crm, entity))
     if entity == "contact":
         names.update(CONTACT_LABELLED)

@@ -2,7 +2,7 @@
 
 Builds the deals (two years of them, 20 owners in 4 teams, three currencies, a product
 line or two each) and their stage history with Core ``INSERT`` executemany, then times
-:func:`crm_sales.services.reports.forecast` and :func:`~crm_sales.services.reports.funnel`
+:func:`crm_sales.services.reports.forecast` and :func:`crm_sales.services.funnel.funnel`
 in several shapes (``--runs`` timed calls each after ``--warmup``) and prints p50, p95
 and max against the target p95 <= 100 ms, on SQLite and, with ``--database-url``, on a
 scratch database of that PostgreSQL server. ``--plans`` prints the query plans of every
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from crm_sales.models import (
     Opportunity,
@@ -36,7 +37,7 @@ from crm_sales.models import (
     Stage,
     StageStay,
 )
-from crm_sales.services import reports
+from crm_sales.services import funnel, funnel_store, opportunities, reports
 from sqlalchemy import create_engine, event, func, insert, select, text
 from sqlalchemy.engine import Connection, make_url
 
@@ -86,8 +87,8 @@ def scenarios() -> list[Scenario]:
     def forecast(**kwargs: Any) -> Callable[[Any], Any]:
         return lambda uow: reports.forecast(uow, **kwargs)
 
-    def funnel(**kwargs: Any) -> Callable[[Any], Any]:
-        return lambda uow: reports.funnel(uow, **kwargs)
+    def funnel_of(**kwargs: Any) -> Callable[[Any], Any]:
+        return lambda uow: funnel.funnel(uow, **kwargs)
 
     quarter = {"start": day("2026-04-01"), "end": day("2026-06-30")}
     return [
@@ -98,12 +99,18 @@ def scenarios() -> list[Scenario]:
             kind="month", by="total", **quarter), as_team_member=True),
         Scenario("forecast: 12 months, by owner", forecast(
             kind="month", by="owner", start=day("2026-01-01"), end=day("2026-12-31"))),
-        Scenario("funnel: 3-month cohort", funnel(**quarter)),
-        Scenario("funnel: 3-month cohort, by product", funnel(by="product", **quarter)),
-        Scenario("funnel: 12-month cohort", funnel(
+        Scenario("funnel: 3-month cohort", funnel_of(**quarter)),
+        Scenario("funnel: 3-month cohort, by product", funnel_of(by="product", **quarter)),
+        Scenario("funnel: 12-month cohort", funnel_of(
             start=day("2025-07-01"), end=day("2026-06-30"))),
-        Scenario("funnel: 12-month cohort, by owner", funnel(
+        Scenario("funnel: 12-month cohort, by owner", funnel_of(
             by="owner", start=day("2025-07-01"), end=day("2026-06-30"))),
+        Scenario("funnel: 3-month cohort, by segment", funnel_of(by="segment", **quarter)),
+        Scenario("funnel: 3-month cohort, by region", funnel_of(by="region", **quarter)),
+        Scenario("funnel: 12-month cohort, by product", funnel_of(
+            by="product", start=day("2025-07-01"), end=day("2026-06-30"))),
+        Scenario("funnel: 12-month cohort, by segment", funnel_of(
+            by="segment", start=day("2025-07-01"), end=day("2026-06-30"))),
     ]
 
 
@@ -115,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=20, help="timed calls per scenario")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls first")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--moves", type=int, default=200,
+                        help="deals moved through the service at the end (0: none)")
     parser.add_argument("--plans", action="store_true", help="print every scenario's plans")
     parser.add_argument(
         "--proposed-indexes", action="store_true",
@@ -148,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                           f"({time.process_time() - cpu:.1f} s of this process's CPU)")
                     results = measure(crm, args.runs, args.warmup)
                     report(results)
+                    measure_moves(crm, args.moves, random.Random(args.seed))
+                    measure_moves(crm, args.moves, random.Random(args.seed + 1), keep_sums=False)
                     failing = [r for r in results if r.percentile(95) > TARGET_P95_MS]
                     if args.plans or failing:
                         show_plans(crm, results if args.plans else failing)
@@ -187,7 +198,8 @@ def build(crm: CRM, deals: int, stays: int, rng: random.Random) -> str:
         session.add_all(teams)
         session.flush()
         seller = Role(name="bench-seller", permissions=["sales.report.view"], visibility="team")
-        boss = Role(name="bench-boss", permissions=["sales.report.view"], visibility="all")
+        boss = Role(name="bench-boss", permissions=["sales.report.view", "sales.deal.view",
+                                                   "sales.deal.edit"], visibility="all")
         owners = [User(email=f"owner{n}@example.com", name=f"Owner {n}", roles=[seller],
                        team_id=teams[n % TEAMS].id) for n in range(OWNERS)]
         session.add_all([*owners, User(email="boss@example.com", name="Boss", roles=[boss])])
@@ -254,8 +266,17 @@ def build(crm: CRM, deals: int, stays: int, rng: random.Random) -> str:
     with crm.engine.begin() as connection:
         stored = connection.scalar(select(func.count()).select_from(StageStay))
     assert stored == counts["stays"], (stored, counts)
+    started = time.perf_counter()
+    with crm.engine.begin() as connection:  # loaded behind the services: sum the days
+        stage_rows, outcome_rows = funnel_store.rebuild(connection)
+    print(f"  funnel sums rebuilt ({stage_rows:,} stage rows, {outcome_rows:,} outcome rows) "
+          f"in {time.perf_counter() - started:.1f} s")
+    with crm.engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")
+        connection.commit()
     with crm.unit_of_work(write=False) as uow:  # every deal is in the cohort of both years
-        whole = reports.funnel(uow, start=FIRST_DAY, end=LAST_DAY)
+        whole = funnel.funnel(uow, start=FIRST_DAY, end=LAST_DAY)
+        assert whole == funnel.funnel(uow, start=FIRST_DAY, end=LAST_DAY, stored=False)
     assert whole.overall.deals == deals and whole.steps[0].entered == deals, whole.overall
     return f"{deals:,} deals, {counts['stays']:,} stays, {counts['lines']:,} lines"
 
@@ -414,6 +435,50 @@ def measure(crm: CRM, runs: int, warmup: int) -> list[Measured]:
                 measured.cpu.append(used)
         results.append(measured)
     return results
+
+
+def measure_moves(crm: CRM, moves: int, rng: random.Random, *, keep_sums: bool = True) -> None:
+    """Move ``moves`` open deals one stage on through the service, one committed unit of
+    work each (the stage history, the audit, the funnel's sums), and print the times;
+    ``keep_sums=False`` stubs the funnel's sums out, to show what keeping them costs."""
+    if keep_sums:
+        times = _time_moves(crm, moves, rng)
+    else:
+        idle = funnel_store.Change(None, (), ({}, {}))  # type: ignore[arg-type]
+        with (mock.patch.object(funnel_store, "changing", lambda *_args: idle),
+              mock.patch.object(funnel_store.Change, "apply", lambda _self: None)):
+            times = _time_moves(crm, moves, rng)
+    if times:
+        times.sort()
+        print(f"  {len(times)} moves through the service, funnel sums "
+              f"{'kept' if keep_sums else 'stubbed out'}: p50 {times[len(times) // 2]:.2f} ms, "
+              f"p95 {times[int(len(times) * 0.95)]:.2f} ms")
+
+
+def _time_moves(crm: CRM, moves: int, rng: random.Random) -> list[float]:
+    """Milliseconds of each of ``moves`` random open deals' move to its next stage."""
+    with crm.session_factory() as session:
+        boss = session.scalars(select(User).where(User.email == "boss@example.com")).one()
+        boss.roles  # noqa: B018 - loaded before the session closes
+        session.expunge_all()
+        stages = {stage.id: stage for stage in session.scalars(select(Stage))}
+        candidates = session.execute(
+            select(Opportunity.id, Opportunity.stage_id)
+            .where(Opportunity.status == "open", Opportunity.archived.is_(False))
+        ).all()
+    times = []
+    for ident, stage_id in rng.sample(candidates, min(moves, len(candidates))):
+        current = stages[stage_id]
+        following = [s for s in stages.values()
+                     if s.pipeline_id == current.pipeline_id and s.position > current.position]
+        if not following:
+            continue
+        target = min(following, key=lambda s: s.position)
+        began = time.perf_counter()
+        with crm.unit_of_work(actor=boss, source="bench") as uow:
+            opportunities.move(uow, ident, {"stage_id": target.id})
+        times.append((time.perf_counter() - began) * 1000)
+    return times
 
 
 @contextmanager

@@ -15,6 +15,7 @@ import enum
 from decimal import Decimal
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     Numeric,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -62,6 +64,7 @@ class Pipeline(TimestampMixin, Base):
     """A sales process: new business, renewals... with its ordered stages."""
 
     __tablename__ = "sales_pipeline"
+    __table_args__ = ({"info": {"hand_made_indexes": ("uq_sales_pipeline_name_lower",)}},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
@@ -95,6 +98,7 @@ class LostReason(Base):
     """Why deals are lost (a list the sales admin keeps)."""
 
     __tablename__ = "sales_lost_reason"
+    __table_args__ = ({"info": {"hand_made_indexes": ("uq_sales_lost_reason_name_lower",)}},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
@@ -116,6 +120,9 @@ class Opportunity(VersionedMixin, TimestampMixin, Base):
               "owner_id", "currency", "amount", "probability", "committed", "stage_id"),
         Index("ix_sales_opportunity_status_closed", "status", "closed_at", "archived",
               "owner_id", "currency", "amount"),
+        # The funnel reads the deals created on a few days at the edges of a range
+        # (:mod:`crm_sales.services.funnel_store` has the whole days).
+        Index("ix_sales_opportunity_pipeline_created", "pipeline_id", "created_at"),
         CheckConstraint(
             "probability IS NULL OR probability BETWEEN 0 AND 100", name="probability_range"
         ),
@@ -222,6 +229,7 @@ class Product(TimestampMixin, Base):
     """An item of the catalogue with its list price."""
 
     __tablename__ = "sales_product"
+    __table_args__ = ({"info": {"hand_made_indexes": ("uq_sales_product_code_lower",)}},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(40), unique=True)
@@ -235,6 +243,7 @@ class PriceList(TimestampMixin, Base):
     """Prices of some products for some customers (a currency, a market, a partner tier)."""
 
     __tablename__ = "sales_price_list"
+    __table_args__ = ({"info": {"hand_made_indexes": ("uq_sales_price_list_name_lower",)}},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
@@ -358,6 +367,81 @@ class Quota(Base):
     currency: Mapped[str] = mapped_column(Currency, default="EUR")
 
 
+#: The first columns of the funnel sums' primary keys, in order.
+FUNNEL_KEY = ("pipeline_id", "dimension", "period", "day", "value", "owner_key")
+
+
+class _FunnelCell:
+    """The key both tables of the funnel's sums begin with (the primary key's order: the
+    reports read a pipeline's dimension and period by a range of days)."""
+
+    pipeline_id: Mapped[int] = mapped_column(
+        ForeignKey("sales_pipeline.id", ondelete="CASCADE"), primary_key=True
+    )
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    #: ``day``, or ``month`` for the sums of the month beginning on ``day``.
+    period: Mapped[str] = mapped_column(String(5), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    value: Mapped[str] = mapped_column(String(120), primary_key=True)
+    owner_key: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class FunnelStageDay(_FunnelCell, Base):
+    """The funnel's stage figures of the deals created on one day (UTC), summed; and
+    again per month (``period``), so that a year's report reads a few rows per month.
+
+    One row per pipeline, *dimension* and its *value* (``""``/``""`` for every deal;
+    ``"product"`` and a product id for the deals with a line of it, ``""`` for those
+    without; ``"segment"`` and the customer's industry; ``"region"`` and the customer's
+    country), day, owner
+    (``owner_key``: the owner's id, 0 for none) and stage: how many of those deals
+    entered the stage, how many of their stays in it ended, and those stays' seconds.
+    Kept by :mod:`crm_sales.services.funnel_store` in each deal change's transaction;
+    archived deals are not in it.
+    """
+
+    __tablename__ = "sales_funnel_stage_day"
+    __table_args__ = (PrimaryKeyConstraint(*FUNNEL_KEY, "stage_id"), {"sqlite_with_rowid": False})
+
+    stage_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entered: Mapped[int] = mapped_column(Integer, default=0)
+    left_stays: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class FunnelDeal(Base):
+    """Under which segment and region the funnel's day sums count a deal: its customer's
+    industry and country when the deal last changed through the services, or when the
+    customer's did. The sums' "before" when either changes again."""
+
+    __tablename__ = "sales_funnel_deal"
+
+    opportunity_id: Mapped[int] = mapped_column(
+        ForeignKey("sales_opportunity.id", ondelete="CASCADE"), primary_key=True
+    )
+    segment: Mapped[str] = mapped_column(String(120), default="")
+    region: Mapped[str] = mapped_column(String(2), default="")
+
+
+class FunnelOutcomeDay(_FunnelCell, Base):
+    """The funnel's outcomes of the deals created on one day (UTC) or month, summed.
+
+    Keyed like :class:`FunnelStageDay`, with the deals' currency and status instead of a
+    stage: how many deals, the won ones' amount in cents and their sales cycles in
+    seconds (created to closed).
+    """
+
+    __tablename__ = "sales_funnel_outcome_day"
+    __table_args__ = (PrimaryKeyConstraint(*FUNNEL_KEY, "currency", "status"),
+                      {"sqlite_with_rowid": False})
+
+    currency: Mapped[str] = mapped_column(Currency, primary_key=True)
+    status: Mapped[str] = mapped_column(String(8), primary_key=True)
+    deals: Mapped[int] = mapped_column(Integer, default=0)
+    won_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    cycle_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 MODELS: tuple[type[Base], ...] = (
     Pipeline,
     Stage,
@@ -373,4 +457,7 @@ MODELS: tuple[type[Base], ...] = (
     Quote,
     QuoteLine,
     Quota,
+    FunnelStageDay,
+    FunnelOutcomeDay,
+    FunnelDeal,
 )

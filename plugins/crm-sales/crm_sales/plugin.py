@@ -26,7 +26,7 @@ from crm_core.extensions import (
     Permission,
     TimelineRenderer,
 )
-from crm_sales import hookspecs, web
+from crm_sales import cli, hookspecs, web
 from crm_sales.models import MODELS
 from crm_sales.permissions import PERMISSIONS
 
@@ -135,9 +135,9 @@ def crm_timeline_entries(
     channels: frozenset[str] | None,
 ) -> Sequence[Any]:
     """The stage changes of the customer's deals (``sales.stage_change``), newest first."""
-    from crm_sales.parts import deals
+    from crm_sales.parts.deals import slots
 
-    return deals.timeline_entries(session, actor, customer_id, before, limit, types, channels)
+    return slots.timeline_entries(session, actor, customer_id, before, limit, types, channels)
 
 
 @hookimpl
@@ -148,17 +148,44 @@ def crm_register_jobs() -> Sequence[Job]:
 
 @hookimpl
 def crm_register_importers() -> Sequence[Importer]:
-    """The deals importer (registered for ``crm plugins``; ``crm sales import`` runs it)."""
+    """The deals importer, which core runs: ``crm import opportunities FILE``, the import
+    API and the ``/imports`` page."""
     return web.collect("importers")
 
 
 @hookimpl
 def crm_register_commands() -> Sequence[click.Command]:
-    """``crm sales import FILE...``."""
-    return web.collect("commands")
+    """``crm sales ...`` (:mod:`crm_sales.cli`), and the commands the parts contribute."""
+    return [cli.sales_group, *web.collect("commands")]
 
 
 @hookimpl
 def crm_register_exporters() -> Sequence[Exporter]:
     """``crm export opportunities`` (and activities)."""
     return web.collect("exporters")
+
+
+@hookimpl
+def crm_on_customers_updated(uow: Any, changes: Sequence[Any]) -> None:
+    """A customer's new industry or country moves its deals in the funnel's breakdowns."""
+    from crm_sales.services import customer_events
+
+    customer_events.customers_updated(uow, changes)
+
+
+@hookimpl
+def crm_on_customers_merged(uow: Any, survivor: Any, merged: Sequence[Any]) -> dict[str, Any]:
+    """The merged customers' deals and activities move to the survivor."""
+    from crm_sales.services import customer_events
+
+    return customer_events.customers_merged(uow, survivor, merged)
+
+
+@hookimpl
+def crm_on_customers_merge_undone(
+    uow: Any, survivor: Any, restored: Sequence[Any], moved: Any
+) -> None:
+    """The deals and activities a merge moved go back to their customers."""
+    from crm_sales.services import customer_events
+
+    customer_events.customers_merge_undone(uow, survivor, restored, moved)

@@ -1,6 +1,7 @@
 """crm-sales's two blueprints and the parts of the plugin that fill core's slots.
 
-Each *part* (:data:`PARTS`: deals, activities, catalogue and quotes, reports) is a module
+Each *part* (:data:`PARTS`: the deals' board, list, page, forms and slots in
+:mod:`crm_sales.parts.deals`, activities, catalogue and quotes, reports) is a module
 that adds its pages to :data:`ui` (``/sales/...``, templates under
 ``templates/crm_sales/``), its routes to :data:`api` (``/api/v1/sales/...``), and may
 define any of the functions :func:`collect` gathers for core's hooks:
@@ -32,7 +33,9 @@ use_error_pages(ui)  # 403, 404, a failing hook, no PDF: the UI's error pages, n
 api = Blueprint("crm_sales_api", __name__, url_prefix="/api/v1/sales")
 
 #: The modules that make up the plugin's surfaces, in the order their entries appear.
-PARTS = ("crm_sales.parts.deals", "crm_sales.parts.deals_io", "crm_sales.parts.reports",
+PARTS = ("crm_sales.parts.deals.board", "crm_sales.parts.deals.listing",
+         "crm_sales.parts.deals.page", "crm_sales.parts.deals.forms",
+         "crm_sales.parts.deals.slots", "crm_sales.parts.deals_io", "crm_sales.parts.reports",
          "crm_sales.parts.catalogue", "crm_sales.parts.deals_api",
          "crm_sales.parts.pipelines", "crm_sales.parts.activities",)
 

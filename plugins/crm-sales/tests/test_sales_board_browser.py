@@ -16,6 +16,7 @@ import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from crm_sales.services import opportunities
@@ -94,6 +95,14 @@ def test_a_deal_goes_from_the_form_across_the_board_to_won(
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     _sign_in(page, base, "sam@sales.example")
 
+    # Before: the funnel counts the two open deals created today, the forecast no win.
+    page.goto(f"{base}/sales/funnel")
+    expect(_count(page, "Deals")).to_have_text("2")
+    expect(_count(page, "Won")).to_have_text("0")
+    expect(_entered(page, "Won")).to_have_text("0")
+    page.goto(f"{base}/sales/forecast")
+    expect(page.get_by_role("main")).not_to_contain_text("12,000.50")
+
     # A new deal from the customer's page: the form knows the customer.
     page.goto(f"{base}/customers/{acme.id}")
     panel = page.locator("section.panel-sales-open-deals")
@@ -152,3 +161,30 @@ def test_a_deal_goes_from_the_form_across_the_board_to_won(
     expect(entries.first).to_contain_text("Tools 2027 moved from Negotiation to Won")
     expect(entries.last).to_contain_text("Tools 2027 started in Qualification")
     _shot(page, "sales-customer", backend)
+
+    # After: the funnel has a third deal, won, that entered every stage; the forecast
+    # shows this month's win.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Funnel").click()
+    expect(_count(page, "Deals")).to_have_text("3")
+    expect(_count(page, "Won")).to_have_text("1")
+    expect(_count(page, "Win rate (won of closed)")).to_have_text(re.compile(r"100"))
+    for stage in ("Qualification", *STAGES):
+        expect(_entered(page, stage)).to_have_text("3" if stage == "Qualification" else "1")
+    _shot(page, "sales-funnel", backend)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Forecast").click()
+    won_row = page.locator("table.list tbody tr").filter(has_text="12,000.50")
+    expect(won_row).to_have_count(1)
+    _shot(page, "sales-forecast", backend)
+
+
+def _count(page: Page, label: str) -> Any:
+    """The figure under ``label`` among the funnel's outcomes."""
+    return page.locator("dl.counts > div").filter(
+        has=page.get_by_text(label, exact=True)).locator("dd")
+
+
+def _entered(page: Page, stage: str) -> Any:
+    """How many deals entered ``stage``, from the funnel's conversion table."""
+    row = page.locator("table.list tbody tr").filter(
+        has=page.get_by_role("rowheader", name=stage, exact=True))
+    return row.locator("td").first

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from crm_sales.models import LostReason, Opportunity, Pipeline, Stage, StageStay
-from crm_sales.parts import deals as deals_part
+from crm_sales.parts.deals import board as board_part
+from crm_sales.parts.deals import listing as listing_part
 from crm_sales.services import opportunities
 from sqlalchemy import func, select, update
 
@@ -129,7 +130,7 @@ def test_the_board_shows_a_column_per_stage_with_the_deals_as_cards(crm, sam, br
 
 
 def test_a_full_column_says_how_many_more_there_are(crm, sam, browser, acme, monkeypatch):
-    monkeypatch.setattr(deals_part, "BOARD_CARDS", 2)
+    monkeypatch.setattr(board_part, "BOARD_CARDS", 2)
     for number in range(5):
         _deal(crm, sam, acme, f"Deal {number}", expected_close=f"2027-01-0{number + 1}")
     column = _text(_column(browser.get("/sales/board"), _stage(crm, "Qualification")))
@@ -345,7 +346,7 @@ def test_the_list_filters_by_name_status_owner_and_pipeline(crm, seller, sam, br
 
 
 def test_the_list_pages_by_expected_close_then_id(crm, sam, browser, acme, monkeypatch):
-    monkeypatch.setattr(deals_part, "PAGE_SIZE", 3)
+    monkeypatch.setattr(listing_part, "PAGE_SIZE", 3)
     closes = ["2027-05-01", None, "2027-01-15", "2027-05-01", None, "2026-12-31", "2027-05-01"]
     made = [_deal(crm, sam, acme, f"Deal {n}", expected_close=day)
             for n, day in enumerate(closes)]

@@ -1,5 +1,6 @@
-"""Deals in and out of files: ``crm export opportunities``, the export page, and
-``crm sales import`` (dry run, for real, refused rows by line, visibility)."""
+"""Deals in and out of files: ``crm export opportunities``, the export page, and core's
+import of ``opportunities`` (``crm import opportunities``, ``POST /api/v1/imports``, the
+``/imports`` page): dry run, for real, refused rows by line, visibility."""
 
 from __future__ import annotations
 
@@ -16,9 +17,17 @@ from crm_sales.parts import deals_io
 from crm_sales.services import opportunities
 from sqlalchemy import func, select
 
-from crm_core.models import AuditEntry
+from crm_core.models import AuditEntry, ImportJob
 from crm_core.services import customers
-from crm_core.testing import UiBrowser, make_user, plugin_module, sql_statements, ui_user
+from crm_core.testing import (
+    ApiClient,
+    UiBrowser,
+    api_token,
+    make_user,
+    plugin_module,
+    sql_statements,
+    ui_user,
+)
 
 HEADER = [
     "id", "name", "customer_id", "customer", "pipeline_id", "pipeline", "stage_id", "stage",
@@ -140,18 +149,25 @@ def sheet(tmp_path: Path, seller: Any, acme: Any) -> Path:
     return path
 
 
+def last_job(crm: Any) -> ImportJob:
+    with crm.session_factory() as session:
+        return session.scalars(select(ImportJob).order_by(ImportJob.id.desc())).first()
+
+
 def test_a_dry_run_reports_every_refused_row_by_line_and_saves_nothing(runner, crm, sheet):
-    result = runner.invoke(args=["sales", "import", str(sheet), "--dry-run"])
+    result = runner.invoke(args=["import", "opportunities", str(sheet), "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert ("deals.csv: dry run, nothing saved: would have created 2, rejected 4 of 6 rows"
-            in result.stdout)
+    assert ("dry run, nothing saved: would have created 2, updated 0, skipped 0, rejected 4 "
+            "of 6 rows" in result.stdout)
     assert "line 3 Amount '-5': Must not be negative." in result.stdout
     assert "line 5 Customer 'Nobody Ltd': No customer with the name 'Nobody Ltd'." in result.stdout
     assert ("line 6 Stage 'Nowhere': The pipeline 'New business' has no stage 'Nowhere'."
             in result.stdout)
     assert ("line 7 Owner 'ghost@sales.example': No active user with the email "
             "'ghost@sales.example'." in result.stdout)
-    assert "ignored columns: Colour" in result.stderr
+    job = last_job(crm)
+    assert (job.entity, job.dry_run, job.status) == ("opportunities", True, "succeeded")
+    assert job.columns_used["Colour"] == "" and job.columns_used["Owner"] == "owner.email"
     assert deals(crm) == []
     with crm.session_factory() as session:
         assert session.scalar(select(func.count()).select_from(StageStay)) == 0
@@ -160,9 +176,9 @@ def test_a_dry_run_reports_every_refused_row_by_line_and_saves_nothing(runner, c
 def test_an_import_creates_the_good_rows_and_reports_the_bad(runner, crm, sheet, seller,
                                                               tmp_path):
     report = tmp_path / "report.csv"
-    result = runner.invoke(args=["sales", "import", str(sheet), "--report", str(report)])
+    result = runner.invoke(args=["import", "opportunities", str(sheet), "--report", str(report)])
     assert result.exit_code == 0, result.output
-    assert "deals.csv: created 2, rejected 4 of 6 rows" in result.stdout
+    assert "created 2, updated 0, skipped 0, rejected 4 of 6 rows" in result.stdout
     assert report.read_text(encoding="utf-8-sig").splitlines() == [
         "line,column,value,reason",
         "3,Amount,-5,Must not be negative.",
@@ -187,14 +203,71 @@ def test_an_import_creates_the_good_rows_and_reports_the_bad(runner, crm, sheet,
 def test_an_exported_file_imports_back(runner, crm, book, tmp_path):
     exported = tmp_path / "deals.csv"
     assert runner.invoke(args=["export", "opportunities", "-o", str(exported)]).exit_code == 0
-    result = runner.invoke(args=["sales", "import", str(exported)])
+    result = runner.invoke(args=["import", "opportunities", str(exported)])
     assert result.exit_code == 0, result.output
-    assert "created 2, rejected 0 of 2 rows" in result.stdout
-    assert "ignored columns: id, status, effective_probability" in result.stderr
+    assert "created 2, updated 0, skipped 0, rejected 0 of 2 rows" in result.stdout
+    ignored = [header for header, target in last_job(crm).columns_used.items() if not target]
+    assert ignored[:3] == ["id", "status", "effective_probability"]
     fields = ("name", "customer_id", "stage_id", "owner_id", "amount", "currency",
               "expected_close", "probability", "source", "next_step")
     stored = [tuple(getattr(deal, f) for f in fields) for deal in deals(crm) if not deal.archived]
     assert stored[2:] == stored[:2]
+
+
+def upload(api: Any, data: bytes, **fields: Any) -> Any:
+    form = {"entity": "opportunities", **fields, "file": (io.BytesIO(data), "deals.csv")}
+    return api.post("/imports", data=form, content_type="multipart/form-data")
+
+
+def test_the_api_imports_deals_as_a_job_listing_refused_rows_by_line(client, crm, seller,
+                                                                     sheet):
+    api = ApiClient(client, api_token(crm, seller))
+    dry = upload(api, sheet.read_bytes(), dry_run="true")
+    assert dry.status_code == 202, dry.get_data(as_text=True)
+    job = api.get(dry.headers["Location"]).get_json()
+    assert (job["entity"], job["status"], job["dry_run"]) == ("opportunities", "succeeded", True)
+    assert (job["created"], job["rejected"], job["processed_rows"]) == (2, 4, 6)
+    assert job["columns_used"]["Deal name"] == "name" and job["file_expires_at"] is not None
+    rejections = api.get(job["links"]["rejections"]).get_json()["data"]
+    assert [(r["line"], r["column"], r["value"]) for r in rejections] == [
+        (3, "Amount", "-5"), (5, "Customer", "Nobody Ltd"), (6, "Stage", "Nowhere"),
+        (7, "Owner", "ghost@sales.example"),
+    ]
+    assert deals(crm) == []
+    real = api.post(f"/imports/{job['id']}/rerun", json={"dry_run": False})
+    assert real.status_code == 202, real.get_data(as_text=True)
+    done = api.get(real.headers["Location"]).get_json()
+    assert (done["status"], done["created"], done["rejected"]) == ("succeeded", 2, 4)
+    assert [deal.name for deal in deals(crm)] == ["Tools 2027", "Minimal"]
+    clerk = ApiClient(client, api_token(crm, make_user(
+        crm, "clerk@sales.example", ["customer.view", "customer.edit", "sales.deal.view"])))
+    refused = upload(clerk, sheet.read_bytes())
+    assert refused.status_code == 403
+    assert "'sales.deal.edit'" in refused.get_json()["detail"]
+
+
+def test_the_import_page_uploads_a_deals_file(app, crm, seller, sheet):
+    ui_user(crm, "importer@sales.example", ["customer.view", "sales.deal.view",
+                                            "sales.deal.edit"])
+    browser = UiBrowser(app.test_client(), "importer@sales.example")
+    form = browser.get("/imports")
+    assert '<option value="opportunities" selected>Deals</option>' in form
+    uploaded = browser.post(
+        "/imports",
+        {"entity": "opportunities", "dry_run": "true",
+         "file": (io.BytesIO(sheet.read_bytes()), "deals.csv")},
+        content_type="multipart/form-data",
+    )
+    page = browser.get(uploaded.headers["Location"])
+    assert "Deals" in page and "Must not be negative." in page
+    assert "Run again with this mapping" in page and "Import for real" in page
+    assert deals(crm) == []
+    real = browser.post(uploaded.headers["Location"] + "/import", {})
+    assert "import-succeeded" in browser.get(real.headers["Location"])
+    assert [deal.name for deal in deals(crm)] == ["Tools 2027", "Minimal"]
+    ui_user(crm, "clerk@sales.example", ["customer.view", "customer.edit"])
+    clerk = UiBrowser(app.test_client(), "clerk@sales.example").get("/imports")
+    assert 'value="opportunities"' not in clerk
 
 
 def test_references_by_external_id_email_and_ambiguous_names(crm, seller, acme):
@@ -230,7 +303,7 @@ def test_a_rep_imports_only_for_customers_they_see(crm, rep, book, acme):
 
 def test_who_may_not_create_deals_imports_nothing(runner, crm, sheet):
     viewer = make_user(crm, "viewer@sales.example", ["sales.deal.view", "customer.view"])
-    result = runner.invoke(args=["sales", "import", str(sheet), "--as", viewer.email])
+    result = runner.invoke(args=["import", "opportunities", str(sheet), "--as", viewer.email])
     assert result.exit_code != 0 and "sales.deal.edit" in result.output
     assert deals(crm) == []
 
@@ -238,10 +311,12 @@ def test_who_may_not_create_deals_imports_nothing(runner, crm, sheet):
 def test_a_file_without_the_columns_a_deal_needs_is_refused_whole(runner, crm, tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("title,amount\nX,5\n", encoding="utf-8")
-    result = runner.invoke(args=["sales", "import", str(path)])
+    result = runner.invoke(args=["import", "opportunities", str(path)])
     assert result.exit_code != 0
     assert "the file needs a customer column" in result.output
+    assert last_job(crm).status == "failed"
     assert deals(crm) == []
+    assert runner.invoke(args=["sales", "import", str(path)]).exit_code == 2  # no alias left
 
 
 def test_references_are_read_once_per_batch(crm, seller, acme):

@@ -7,17 +7,19 @@ scalar fields of :class:`~crm_sales.schemas.OpportunitySchema` in its order, eac
 reference followed by what names it (``customer``, ``pipeline``, ``stage``,
 ``owner_email``, ``lost_reason``), so a file exported here imports back.
 
-**Import**: core's import engine writes core's entities only, and core keeps a
-registered :class:`~crm_core.extensions.Importer` in ``crm.registry.importers`` without
-ever running it. So the import is here: :func:`import_deals` reads a CSV file
-(:class:`DealFile`), resolves the references of each batch in one query per kind
+**Import** goes through core's import jobs: the registered
+:class:`~crm_core.extensions.Importer` ``opportunities`` has a ``run`` (:func:`run`), so
+``crm import opportunities FILE``, ``POST /api/v1/imports`` with ``entity=opportunities``
+and the ``/imports`` page import deals with core's job record, progress, dry runs,
+reruns and report of rejected rows (by line and column), for holders of
+``sales.deal.edit``. :func:`run` reads the CSV file (:class:`DealFile`, explicit columns
+over the automatic ones), resolves the references of each batch in one query per kind
 (customer by ``customer_id``, ``customer.external_id``, ``customer.email`` or
 ``customer.name``; pipeline and stage by name; owner by email; lost reason by name) and
 creates each row through :func:`crm_sales.services.opportunities.create` in a savepoint
-of the batch's unit of work, so a refused row is reported by its line and reason
-(core's ``line,column,value,reason``) while the others land. A dry run rolls every
-batch back. ``crm import opportunities FILE`` joins core's ``crm import`` group when this
-part is loaded (core has no hook for import subcommands).
+of the batch's unit of work, so a refused row is reported by its line and reason while
+the others land; each batch's rejected rows and counts go to core through
+``context.report``. A dry run rolls every batch back.
 """
 
 from __future__ import annotations
@@ -28,14 +30,12 @@ import io
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import click
-from flask import current_app
-from flask.cli import with_appcontext
+from flask_babel import lazy_gettext as _l
 from marshmallow import fields as ma_fields
 from sqlalchemy import ColumnElement, Numeric, Select, func, select, type_coerce
 from sqlalchemy.exc import DBAPIError
@@ -45,6 +45,15 @@ from sqlalchemy.types import TypeDecorator
 from crm_core import CRMError, PermissionDenied, UnitOfWork, ValidationError
 from crm_core.authz import require, visible
 from crm_core.extensions import Exporter, Importer
+from crm_core.imports import (
+    ImportContext,
+    ImportOptions,
+    ImportSummary,
+    MappingError,
+    ReadError,
+    Rejection,
+    run_import,
+)
 from crm_core.models import Customer, User
 from crm_sales.models import LostReason, Opportunity, Pipeline, Stage
 from crm_sales.schemas import OpportunitySchema
@@ -52,10 +61,6 @@ from crm_sales.services import opportunities
 
 #: The name of the export and of the import.
 NAME = "opportunities"
-#: Rows written in one transaction (each row in a savepoint of its own).
-BATCH_SIZE = 500
-#: The header of a report of rejected rows (core's import report).
-REPORT_HEADER = ("line", "column", "value", "reason")
 
 
 # -- export ---------------------------------------------------------------------------------
@@ -186,10 +191,6 @@ def normalise(header: str) -> str:
 _TARGETS = {normalise(target): target for target in (*FIELDS, *REFERENCES)} | ALIASES
 
 
-class DealImportError(CRMError):
-    """The file cannot be imported at all: unreadable, or its columns miss what a deal needs."""
-
-
 @dataclass(frozen=True)
 class FileRow:
     """One row of the file: the line it starts on, and its non-empty cells by target."""
@@ -205,25 +206,35 @@ class DealFile:
 
     The encoding is ``encoding`` if given, else a byte order mark's, else UTF-8 when the
     first 64 KiB are UTF-8, else cp1252; the delimiter is ``delimiter`` if given, else the
-    one of ``, ; TAB |`` that splits the first lines most consistently. Each header is
+    one of ``, ; TAB |`` that splits the first lines most consistently. ``columns`` maps
+    headers to targets explicitly (``""`` ignores a column); every other header is
     matched to a target by its name, ignoring case, spaces, underscores, dots and
     hyphens, or by an alias (``customer`` is ``customer.name``...); other columns are
-    ignored and listed. A file without a ``name`` column or a customer column is refused.
+    ignored and listed. A file that cannot be read is a :class:`ReadError`; a mapping
+    naming what does not exist, or a file without a ``name`` column or a customer
+    column, a :class:`MappingError`.
     """
 
     def __init__(
-        self, stream: BinaryIO, *, encoding: str | None = None, delimiter: str | None = None
+        self,
+        stream: BinaryIO,
+        *,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+        columns: Mapping[str, str] | None = None,
     ) -> None:
         start = stream.tell() if stream.seekable() else None
         sample = stream.read(SAMPLE_BYTES)
         if not isinstance(sample, bytes):
-            raise DealImportError("the file must be opened in binary mode")
+            raise ReadError("the file must be opened in binary mode")
         self.encoding = _encoding(sample, encoding)
         if start is not None:
             stream.seek(start)
             raw: BinaryIO = stream
         else:
             raw = io.BytesIO(sample + stream.read())
+            start = 0
+        self._raw, self._start = raw, start
         self._text = io.TextIOWrapper(
             raw,  # type: ignore[type-var]
             encoding=self.encoding, errors="surrogateescape", newline="",
@@ -232,22 +243,17 @@ class DealFile:
         if delimiter in ("\\t", "tab", "TAB"):
             delimiter = "\t"
         if delimiter is not None and len(delimiter) != 1:
-            raise DealImportError(f"the delimiter must be one character, not {delimiter!r}")
+            raise MappingError({"delimiter": [f"Give one character, not {delimiter!r}."]})
         self.delimiter = delimiter or sniff_delimiter(text_sample)
         self._reader = csv.reader(self._text, delimiter=self.delimiter, strict=False)
         self._consumed = 0
         first = next(self._lines(), None)
         if first is None:
-            raise DealImportError("the file is empty: no header row")
+            raise ReadError("the file is empty: no header row")
         self.header = [cell.replace("\ufeff", "").strip() for cell in first[1]]
         self.targets: dict[int, str] = {}
         self.ignored: list[str] = []
-        for index, header in enumerate(self.header):
-            target = _TARGETS.get(normalise(header))
-            if target is None or target in self.targets.values():
-                self.ignored.append(_SURROGATE.sub("\ufffd", header))
-            else:
-                self.targets[index] = target
+        self._map(self._explicit(columns or {}))
         found = set(self.targets.values())
         missing = []
         if "name" not in found:
@@ -255,12 +261,59 @@ class DealFile:
         if not found & set(CUSTOMER_TARGETS):
             missing.append(f"a customer column ({', '.join(CUSTOMER_TARGETS)}, customer)")
         if missing:
-            raise DealImportError(f"the file needs {' and '.join(missing)}")
+            raise MappingError({"columns": [f"the file needs {' and '.join(missing)}"]})
+
+    def _explicit(self, columns: Mapping[str, str]) -> dict[int, str | None]:
+        """Column index -> target (``None``: ignored) of an explicit mapping; a header the
+        file lacks or a target a deal does not have is a :class:`MappingError`."""
+        chosen: dict[int, str | None] = {}
+        errors: dict[str, list[str]] = {}
+        for header, name in columns.items():
+            found = [i for i, h in enumerate(self.header) if h == header] or [
+                i for i, h in enumerate(self.header) if normalise(h) == normalise(header)
+            ]
+            target = _TARGETS.get(normalise(name)) if name.strip() else None
+            if len(found) != 1:
+                errors[header] = [f"The file has no column {header!r}; its columns: "
+                                  f"{', '.join(self.header)}."]
+            elif name.strip() and target is None:
+                errors[header] = [f"A deal has no field {name!r}; known: "
+                                  f"{', '.join((*FIELDS, *REFERENCES))}."]
+            else:
+                chosen[found[0]] = target
+        if errors:
+            raise MappingError(errors)
+        return chosen
+
+    def _map(self, explicit: Mapping[int, str | None]) -> None:
+        """Fill :attr:`targets` and :attr:`ignored`: ``explicit`` first, then by name."""
+        used = {target for target in explicit.values() if target}
+        for index, header in enumerate(self.header):
+            if index in explicit:
+                target = explicit[index]
+            else:
+                target = _TARGETS.get(normalise(header))
+                target = None if target in used else target
+            if target is None:
+                self.ignored.append(_SURROGATE.sub("\ufffd", header))
+            else:
+                self.targets[index] = target
+                used.add(target)
 
     @property
     def columns(self) -> dict[str, str]:
         """Header -> target, for the columns that are read."""
         return {self.header[index]: target for index, target in self.targets.items()}
+
+    @property
+    def columns_used(self) -> dict[str, str]:
+        """Each header -> the target it fills (``""``: ignored), as core's jobs keep it."""
+        return {header: self.targets.get(index, "") for index, header in enumerate(self.header)}
+
+    @property
+    def bytes_read(self) -> int:
+        """How many bytes of the file have been read so far."""
+        return self._raw.tell() - self._start
 
     def column_of(self, target: str) -> str:
         """The header of the column that fills ``target`` (``""`` if none)."""
@@ -280,7 +333,7 @@ class DealFile:
                     continue
                 yield line, cells
         except csv.Error as exc:
-            raise DealImportError(f"line {self._consumed + 1}: {exc}") from exc
+            raise ReadError(f"line {self._consumed + 1}: {exc}") from exc
 
     def rows(self) -> Iterator[FileRow]:
         """The data rows after the header, each with its non-empty cells by target."""
@@ -306,7 +359,7 @@ def _encoding(sample: bytes, explicit: str | None) -> str:
         try:
             name = codecs.lookup(explicit).name
         except LookupError as exc:
-            raise DealImportError(f"unknown encoding {explicit!r}") from exc
+            raise ReadError(f"unknown encoding {explicit!r}") from exc
         return "utf-8-sig" if name == "utf-8" else name
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
@@ -355,51 +408,59 @@ def read_deals(file: BinaryIO) -> Iterator[dict[str, Any]]:
 
 
 def importers() -> list[Importer]:
-    """The ``opportunities`` importer (CSV), kept in ``crm.registry.importers``.
-
-    Core does not run plugins' importers: ``crm import opportunities`` (below) and
-    :func:`import_deals` do.
-    """
-    return [Importer(NAME, opportunities.ENTITY, ("csv",), read_deals)]
+    """The ``opportunities`` importer (CSV) that core runs: ``crm import opportunities``,
+    ``POST /api/v1/imports`` and the ``/imports`` page, for holders of ``sales.deal.edit``."""
+    return [
+        Importer(
+            NAME, opportunities.ENTITY, ("csv",), read_deals, run=run,
+            permission=opportunities.EDIT, label=_l("Deals"), targets=(*FIELDS, *REFERENCES),
+        )
+    ]
 
 
 # -- importing ------------------------------------------------------------------------------
 
 
-@dataclass
-class Rejection:
-    """One reason one row was refused: its line, the column and cell it is about."""
-
-    line: int
-    column: str
-    value: str | None
-    reason: str
-
-
-@dataclass
-class DealImportSummary:
-    """What an import of deals did (a dry run: would have done)."""
-
-    dry_run: bool
-    created: int = 0
-    rejected: int = 0
-    rows: int = 0
-    seconds: float = 0.0
-    encoding: str = ""
-    delimiter: str = ""
-    columns: dict[str, str] = field(default_factory=dict)
-    ignored: list[str] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    """Every reason of every refused row, in the file's order."""
-
-    @property
-    def rows_per_second(self) -> float:
-        """Rows read per second."""
-        return self.rows / self.seconds if self.seconds else 0.0
-
-
 class _DryRun(Exception):
     """Raised inside a dry run's unit of work to roll the batch back."""
+
+
+def run(context: ImportContext) -> ImportSummary:
+    """Create a deal from each row of the context's CSV file as ``context.actor``.
+
+    What core calls for an import of ``opportunities``. Needs ``sales.deal.edit``
+    (:class:`PermissionDenied`); raises :class:`ReadError` when the file cannot be read
+    and :class:`MappingError` when its columns lack what a deal needs, before anything is
+    written. Refused rows never raise: each batch's are handed to ``context.report``
+    with the counts. Rows are written ``context.batch_size`` at a time, one transaction
+    per batch (rolled back in a dry run).
+    """
+    require(context.actor, opportunities.EDIT)
+    started = time.perf_counter()
+    source = DealFile(context.stream, encoding=context.encoding, delimiter=context.delimiter,
+                      columns=context.columns)
+    summary = context.summary()
+    summary.encoding, summary.delimiter = source.encoding, source.delimiter
+    summary.columns, summary.ignored = source.columns, source.ignored
+    context.record_columns(source.columns_used)
+    batch: list[FileRow] = []
+    try:
+        for row in source.rows():
+            batch.append(row)
+            if len(batch) >= context.batch_size:
+                _batch(context, source, batch, summary, started)
+                batch = []
+    except ReadError as exc:
+        if batch:
+            _batch(context, source, batch, summary, started)
+        saved = "nothing was saved" if context.dry_run else "rows before it were imported"
+        raise ReadError(f"{exc} ({saved})") from exc
+    finally:
+        source.close()
+    if batch:
+        _batch(context, source, batch, summary, started)
+    summary.seconds = time.perf_counter() - started
+    return summary
 
 
 def import_deals(
@@ -410,84 +471,51 @@ def import_deals(
     dry_run: bool = False,
     encoding: str | None = None,
     delimiter: str | None = None,
-    batch_size: int = BATCH_SIZE,
-) -> DealImportSummary:
-    """Create a deal from each row of the CSV ``file`` as ``actor`` (``None``: the system).
+    columns: Mapping[str, str] | None = None,
+    batch_size: int | None = None,
+) -> ImportSummary:
+    """Import the deals of the CSV ``file`` (a path or a binary stream) without a job:
+    core's :func:`~crm_core.imports.run_import` of ``opportunities``, for Python callers.
 
-    Needs ``sales.deal.edit`` (:class:`PermissionDenied`); raises
-    :class:`DealImportError` when the file cannot be read or lacks a column a deal needs,
-    before anything is written. Refused rows never raise: their reasons are in the
-    summary. Rows are written ``batch_size`` at a time, one transaction per batch.
+    Every rejection is in the summary; errors are :func:`run`'s.
     """
-    require(actor, opportunities.EDIT)
-    if isinstance(file, str | Path):
-        try:
-            stream: BinaryIO = open(file, "rb")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise DealImportError(f"cannot open {file}: {exc.strerror or exc}") from exc
-        with stream:
-            return _run(crm, stream, actor, dry_run, encoding, delimiter, batch_size)
-    return _run(crm, file, actor, dry_run, encoding, delimiter, batch_size)
-
-
-def _run(
-    crm: Any,
-    stream: BinaryIO,
-    actor: Any,
-    dry_run: bool,
-    encoding: str | None,
-    delimiter: str | None,
-    batch_size: int,
-) -> DealImportSummary:
-    started = time.perf_counter()
-    source = DealFile(stream, encoding=encoding, delimiter=delimiter)
-    summary = DealImportSummary(
-        dry_run, encoding=source.encoding, delimiter=source.delimiter,
-        columns=source.columns, ignored=source.ignored,
+    options = ImportOptions(
+        NAME, columns=dict(columns) if columns else None, delimiter=delimiter,
+        encoding=encoding, dry_run=dry_run, batch_size=batch_size,
     )
-    batch: list[FileRow] = []
-    try:
-        for row in source.rows():
-            batch.append(row)
-            if len(batch) >= batch_size:
-                _batch(crm, source, actor, batch, summary)
-                batch = []
-    except DealImportError as exc:
-        if batch:
-            _batch(crm, source, actor, batch, summary)
-        saved = "nothing was saved" if dry_run else "rows before it were imported"
-        raise DealImportError(f"{exc} ({saved})") from exc
-    finally:
-        source.close()
-    if batch:
-        _batch(crm, source, actor, batch, summary)
-    summary.seconds = time.perf_counter() - started
-    return summary
+    return run_import(crm, file, options, actor=actor)
 
 
 def _batch(
-    crm: Any, source: DealFile, actor: Any, rows: list[FileRow], summary: DealImportSummary
+    context: ImportContext,
+    source: DealFile,
+    rows: list[FileRow],
+    summary: ImportSummary,
+    started: float,
 ) -> None:
-    """Write one batch in a unit of work of its own (rolled back in a dry run)."""
+    """Write one batch in a unit of work of its own (rolled back in a dry run), then report
+    its rejected rows and the counts to core."""
     created = 0
     rejections: list[Rejection] = []
     try:
-        with crm.unit_of_work(actor=actor, source="import") as uow:
-            resolver = _References(uow.session, actor, rows)
+        with context.crm.unit_of_work(actor=context.actor, source="import") as uow:
+            resolver = _References(uow.session, context.actor, rows)
             for row in rows:
                 problems = _create(uow, source, resolver, row)
                 if problems:
                     rejections.extend(problems)
                 else:
                     created += 1
-            if summary.dry_run:
+            if context.dry_run:
                 raise _DryRun
     except _DryRun:
         pass
-    summary.rows += len(rows)
+    summary.processed_rows += len(rows)
     summary.created += created
     summary.rejected += len(rows) - created
-    summary.rejections.extend(rejections)
+    summary.processed_bytes = source.bytes_read
+    summary.seconds = time.perf_counter() - started
+    context.report(rejections, summary)
 
 
 def _create(
@@ -696,111 +724,3 @@ def _customers(session: Session, actor: Any, target: str, values: set[str]) -> d
         key: (ident if count == 1 or target != "customer.name" else None)
         for key, ident, count in session.execute(statement)
     }
-
-
-def write_report(summary: DealImportSummary, path: str | Path) -> int:
-    """Write every rejected row's reasons to ``path`` as core's import report (UTF-8 with a
-    BOM, for spreadsheets): ``line,column,value,reason``. Returns how many reasons."""
-    with open(path, "w", encoding="utf-8-sig", newline="") as out:
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(REPORT_HEADER)
-        writer.writerows((r.line, r.column, r.value or "", r.reason) for r in summary.rejections)
-    return len(summary.rejections)
-
-
-# -- ``crm import opportunities`` -----------------------------------------------------------
-
-#: Rejected rows printed after the summary.
-SHOWN_REJECTIONS = 10
-
-
-@click.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--dry-run", is_flag=True, help="Validate everything, save nothing.")
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    default=None,
-    help="Write every rejected row to this CSV file (line,column,value,reason).",
-)
-@click.option("--as", "as_email", default=None, metavar="EMAIL", help="Act as this user.")
-@click.option("--delimiter", default=None, help="Column delimiter (default: detected; \\t).")
-@click.option("--encoding", default=None, help="File encoding (default: detected).")
-@with_appcontext
-def import_command(
-    files: tuple[Path, ...],
-    dry_run: bool,
-    report_path: Path | None,
-    as_email: str | None,
-    delimiter: str | None,
-    encoding: str | None,
-) -> None:
-    """Import deals (crm-sales) from FILE... (.csv): each row through the same checks as
-    every new deal; refused rows are reported by line, the others are created.
-
-    Columns: name; customer_id, customer.external_id, customer.email or customer (its
-    name); pipeline and stage (names); amount, currency, expected_close, owner (email),
-    probability, committed, source, next_step, lost_reason.
-    """
-    crm = current_app.extensions["crm"]
-    if crm.registry.models.get(Opportunity.__tablename__) != "crm_sales":
-        raise click.ClickException("crm-sales is not enabled in this installation")
-    actor = _actor(crm, as_email)
-    for file in files:
-        report = report_path
-        if report is not None and len(files) > 1:
-            report = report.with_name(f"{report.stem}-{file.stem}{report.suffix}")
-        if not file.is_file():
-            raise click.ClickException(f"{file}: no such file")
-        try:
-            summary = import_deals(crm, file, actor=actor, dry_run=dry_run, encoding=encoding,
-                                   delimiter=delimiter)
-        except (DealImportError, PermissionDenied) as exc:
-            raise click.ClickException(f"{file}: {exc}") from exc
-        _print_summary(file, summary, report)
-
-
-def _actor(crm: Any, email: str | None) -> Any:
-    """The active user ``--as`` names, with their roles; ``None`` (the system) without it."""
-    if email is None:
-        return None
-    with crm.session_factory() as session:
-        user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None:
-        raise click.BadParameter(f"no user {email!r}", param_hint="--as")
-    if not user.active:
-        raise click.BadParameter(f"{email!r} is deactivated", param_hint="--as")
-    return user
-
-
-def _print_summary(file: Path, summary: DealImportSummary, report: Path | None) -> None:
-    prefix = "dry run, nothing saved: would have " if summary.dry_run else ""
-    click.echo(
-        f"{file.name}: {prefix}created {summary.created}, rejected {summary.rejected} of "
-        f"{summary.rows} rows in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s)"
-    )
-    if summary.ignored:
-        click.echo(f"  ignored columns: {', '.join(summary.ignored)}", err=True)
-    for rejection in summary.rejections[:SHOWN_REJECTIONS]:
-        column = f" {rejection.column}" if rejection.column else ""
-        value = f" {rejection.value!r}" if rejection.value else ""
-        click.echo(f"  line {rejection.line}{column}{value}: {rejection.reason}")
-    if len(summary.rejections) > SHOWN_REJECTIONS and report is None:
-        click.echo("  ... see every rejected row with --report FILE.csv", err=True)
-    if report is not None:
-        count = write_report(summary, report)
-        click.echo(f"report: {count} reasons in {report}", err=True)
-
-
-@click.group("sales")
-def sales_group() -> None:
-    """crm-sales: import deals."""
-
-
-sales_group.add_command(import_command, "import")
-
-
-def commands() -> list[click.Command]:
-    """``crm sales import FILE...``: deals from CSV files."""
-    return [sales_group]

@@ -50,8 +50,9 @@ from crm_core.web.ui.forms import field_errors, form_data, refuse_unstorable
 from crm_core.web.ui.names import owner_options
 from crm_sales import web
 from crm_sales.models import Quota
-from crm_sales.services import quotas, reports
-from crm_sales.services.reports import Figures, Forecast, Funnel, Outcomes, Period
+from crm_sales.services import funnel, quotas, reports
+from crm_sales.services.funnel import Funnel, Outcomes
+from crm_sales.services.reports import Figures, Forecast, Period
 
 #: Quotas per page of the quota administration.
 QUOTA_PAGE = 50
@@ -102,9 +103,9 @@ def funnel_page() -> ResponseReturnValue:
     errors: dict[str, list[str]] = {}
     result: Funnel | None = None
     with crm.unit_of_work(actor=user, source="ui", write=False) as uow:
-        choices = reports.pipelines(uow)
+        choices = funnel.pipelines(uow)
         try:
-            result = reports.funnel(uow, **reports.funnel_args(request.args))
+            result = funnel.funnel(uow, **funnel.funnel_args(request.args))
         except ValidationError as exc:
             errors = field_errors(exc.messages)
     values = dict(request.args.items())
@@ -212,9 +213,9 @@ def api_forecast() -> Response:
 def api_funnel() -> Response:
     """``GET /api/v1/sales/funnel``: the funnel as JSON (see the module's docstring)."""
     crm, user = _api_context()
-    args = _api_args(reports.funnel_args)
+    args = _api_args(funnel.funnel_args)
     with crm.unit_of_work(actor=user, source="api", write=False) as uow:
-        result = reports.funnel(uow, **args)
+        result = funnel.funnel(uow, **args)
     return _json(funnel_json(result))
 
 

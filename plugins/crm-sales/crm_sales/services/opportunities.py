@@ -35,6 +35,7 @@ from crm_sales.models import (
     StageStay,
 )
 from crm_sales.schemas import MoveSchema, OpportunitySchema
+from crm_sales.services import funnel_store
 
 #: The entity name of deals in the audit trail, outbox events and permissions' checks.
 ENTITY = "opportunity"
@@ -89,7 +90,7 @@ def create(uow: UnitOfWork, data: Mapping[str, Any]) -> Opportunity:
     uow.session.flush()
     uow.session.add(StageStay(opportunity_id=deal.id, stage_id=stage.id, entered_at=now,
                               moved_by=uow.actor_id))
-    uow.session.flush()
+    funnel_store.added(uow.session, [deal.id])
     uow.record(ENTITY, "created", [(deal.id, {k: (None, v) for k, v in _audited(deal).items()})],
                [payload(deal)])
     uow.call_hook("crm_sales_on_opportunity_created", uow=uow, opportunity=deal)
@@ -109,6 +110,7 @@ def update(
     require(uow.actor, EDIT)
     deal = get(uow, opportunity_id)
     _check_version(deal, expected_version)
+    funnel = funnel_store.changing(uow.session, [deal.id])
     schema = OpportunitySchema()
     # Top-level fields may be left out; a line or contact given must be whole.
     loaded = load_or_refuse(schema, data, partial=tuple(schema.fields))
@@ -129,7 +131,7 @@ def update(
     if target_stage is not None and target_stage.id != deal.stage_id:
         moved_from = deal.stage
         _enter(uow, deal, target_stage)
-    uow.session.flush()
+    funnel.apply()
     after = _audited(deal)
     changes = {key: (before[key], after[key]) for key in after if before[key] != after[key]}
     if changes or "lines" in loaded or "contacts" in loaded:
@@ -162,8 +164,9 @@ def move(
         deal.lost_reason_id = loaded["lost_reason_id"]
     before = _audited(deal)
     previous = deal.stage
+    funnel = funnel_store.changing(uow.session, [deal.id])
     _enter(uow, deal, stage)
-    uow.session.flush()
+    funnel.apply()
     after = _audited(deal)
     changes = {key: (before[key], after[key]) for key in after if before[key] != after[key]}
     uow.record(ENTITY, "stage_changed", [(deal.id, changes)], [payload(deal)])
@@ -347,8 +350,9 @@ def _set_archived(uow: UnitOfWork, opportunity_id: Any, archived: bool,
     deal = get(uow, opportunity_id)
     _check_version(deal, expected_version)
     if deal.archived != archived:
+        funnel = funnel_store.changing(uow.session, [deal.id])
         deal.archived = archived
-        uow.session.flush()
+        funnel.apply()
         uow.record(ENTITY, "archived" if archived else "restored",
                    [(deal.id, {"archived": (not archived, archived)})], [payload(deal)])
     return deal

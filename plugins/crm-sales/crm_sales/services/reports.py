@@ -1,4 +1,4 @@
-"""Forecasts and the funnel: what the pipeline holds, what was won, how deals convert.
+"""Forecasts: what the pipeline holds and what was won, per period, against quotas.
 
 Both reports only read, need ``sales.report.view``, and count the deals the actor may
 see (:func:`~crm_sales.services.opportunities.visible_deals`) that are not archived.
@@ -25,35 +25,22 @@ team (the owner's ``User.team_id``) or in total, and by currency:
   each only among the quotas the actor may see; *attainment* is won / quota, when the
   quota's currency is the deal's.
 
-**Funnel** (:func:`funnel`): for a pipeline and the deals created in a date range (the
-cohort), per stage in the pipeline's order: how many deals ever entered it (from the
-stage history, :class:`~crm_sales.models.StageStay`, once per deal), the conversion
-from the previous stage and from the first one (the won stage follows the last open
-stage; lost stages come last, without conversions), and the average time spent in it
-(entered to left, over the stays that left). A deal that skipped a stage did not enter
-it, so a stage may convert more than 100% of the one before. Overall: the win rate
-(won / closed), the average won deal per currency, the average sales cycle (created to
-closed, won deals); broken down, with the same figures, by owner, by product (the deals
-with a line of the product; a deal with two products counts for both), by segment
-(the customer's industry) or by region (the customer's country).
+The funnel is :mod:`crm_sales.services.funnel`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 from sqlalchemy import (
-    BigInteger,
     Integer,
-    Select,
     case,
-    cast,
     func,
     literal_column,
     select,
@@ -64,19 +51,16 @@ from sqlalchemy.sql.elements import ColumnElement
 from crm_core import UnitOfWork, ValidationError
 from crm_core.authz import require
 from crm_core.i18n import N_
-from crm_core.models import Customer, Team, User
+from crm_core.models import Team, User
 from crm_core.schemas import load_or_refuse
 from crm_sales.models import (
     Opportunity,
-    OpportunityLine,
     Outcome,
-    Pipeline,
-    Product,
     Quota,
     Stage,
-    StageStay,
 )
-from crm_sales.services.opportunities import default_pipeline, visible_deals
+from crm_sales.services import sql
+from crm_sales.services.opportunities import visible_deals
 from crm_sales.services.quotas import visible_quotas
 
 VIEW = "sales.report.view"
@@ -84,8 +68,6 @@ VIEW = "sales.report.view"
 PERIOD_KINDS = ("month", "quarter")
 #: How the forecast groups its figures.
 GROUPINGS = ("owner", "team", "total")
-#: How the funnel can break its figures down.
-BREAKDOWNS = ("owner", "product", "segment", "region")
 #: Periods a forecast covers at most.
 MAX_PERIODS = 36
 #: Periods a forecast covers without a range: this quarter's months, or four quarters.
@@ -153,7 +135,7 @@ def default_range(kind: str, today: dt.date) -> tuple[dt.date, dt.date]:
 
 # -- parameters ----------------------------------------------------------------------------
 
-_DAYS = validate.Range(min=EARLIEST, max=LATEST)
+DAYS = validate.Range(min=EARLIEST, max=LATEST)
 
 
 class ForecastArgs(Schema):
@@ -163,38 +145,24 @@ class ForecastArgs(Schema):
         unknown = EXCLUDE
 
     period = fields.String(load_default="month", validate=validate.OneOf(PERIOD_KINDS))
-    start = fields.Date(data_key="from", load_default=None, validate=_DAYS)
-    end = fields.Date(data_key="to", load_default=None, validate=_DAYS)
+    start = fields.Date(data_key="from", load_default=None, validate=DAYS)
+    end = fields.Date(data_key="to", load_default=None, validate=DAYS)
     by = fields.String(load_default="total", validate=validate.OneOf(GROUPINGS))
 
 
-class FunnelArgs(Schema):
-    """The funnel's query parameters: ``pipeline_id``, ``from``, ``to``, ``by``."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    pipeline_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**63 - 1))
-    start = fields.Date(data_key="from", load_default=None, validate=_DAYS)
-    end = fields.Date(data_key="to", load_default=None, validate=_DAYS)
-    by = fields.String(load_default=None, validate=validate.OneOf(BREAKDOWNS))
 
 
 def forecast_args(args: Mapping[str, str]) -> dict[str, Any]:
     """Query parameters as :func:`forecast`'s keyword arguments (empty ones left out);
     :class:`ValidationError` naming each malformed one."""
-    loaded = load_or_refuse(ForecastArgs(), _given(args))
+    loaded = load_or_refuse(ForecastArgs(), given(args))
     return {"kind": loaded["period"], "start": loaded["start"], "end": loaded["end"],
             "by": loaded["by"]}
 
 
-def funnel_args(args: Mapping[str, str]) -> dict[str, Any]:
-    """Query parameters as :func:`funnel`'s keyword arguments (empty ones left out);
-    :class:`ValidationError` naming each malformed one."""
-    return load_or_refuse(FunnelArgs(), _given(args))
 
 
-def _given(args: Mapping[str, str]) -> dict[str, str]:
+def given(args: Mapping[str, str]) -> dict[str, str]:
     return {key: value.strip() for key, value in args.items() if value and value.strip()}
 
 
@@ -291,17 +259,17 @@ def forecast(
     :func:`default_range`), grouped ``by`` owner, team or in total; ``owner_id`` keeps
     one owner's deals and quotas. Four queries, whatever the number of deals."""
     require(uow.actor, VIEW)
-    _check_choice("period", kind, PERIOD_KINDS)
-    _check_choice("by", by, GROUPINGS)
+    check_choice("period", kind, PERIOD_KINDS)
+    check_choice("by", by, GROUPINGS)
     periods = _forecast_periods(kind, start, end, today(uow))
-    session, actor, zone = uow.session, uow.actor, _zone(uow)
+    session, actor, zone = uow.session, uow.actor, zone_of(uow)
     cells: dict[tuple[int, int | None, str], _Cell] = {}
 
     def cell(index: int, group: int | None, currency: str) -> _Cell:
         return cells.setdefault((index, group, currency), _Cell())
 
     group = _forecast_group(by)
-    filters = _deal_filters(actor, owner_id)
+    filters = deal_filters(actor, owner_id)
     for index, group_id, currency, count, cents, weighted, committed in _open_deals(
         session, periods, group, filters
     ):
@@ -316,7 +284,7 @@ def forecast(
         found.won_deals, found.won = count, cents
     for index, group_id, currency, cents in _quotas(session, actor, periods, by, owner_id):
         cell(index, group_id, currency).quota = cents
-    names = _group_names(session, by, {group_id for _i, group_id, _c in cells})
+    names = group_names(session, by, {group_id for _i, group_id, _c in cells})
     rows = [
         ForecastRow(periods[index], group_id, names.get(group_id) if group_id else None,
                     currency, found.figures())
@@ -342,8 +310,8 @@ class _Cell:
     def figures(self) -> Figures:
         """The sums as amounts."""
         return Figures(
-            _money(self.pipeline), _money(self.weighted, 10000), _money(self.committed),
-            _money(self.won), None if self.quota is None else _money(self.quota),
+            money(self.pipeline), money(self.weighted, 10000), money(self.committed),
+            money(self.won), None if self.quota is None else money(self.quota),
             int(self.open_deals), int(self.won_deals),
         )
 
@@ -397,7 +365,7 @@ def _open_deals(
 ) -> list[tuple[int, int | None, str, int, Any, Any, Any]]:
     """(period, group, currency, deals, pipeline cents, weighted cents-percent, committed
     cents) of the open deals expected to close in ``periods``."""
-    cents = _cents(Opportunity.amount)
+    cents = sql.cents(Opportunity.amount)
     probability = case(
         (Opportunity.probability.is_not(None), Opportunity.probability),
         else_=Stage.probability,
@@ -425,8 +393,8 @@ def _open_deals(
     sub = inner.subquery()
     keys = _keys(sub, group is not None)
     statement = select(
-        *keys, func.count(), _total(session, sub.c.cents), _total(session, sub.c.weighted),
-        _total(session, sub.c.committed),
+        *keys, func.count(), sql.total(session, sub.c.cents), sql.total(session, sub.c.weighted),
+        sql.total(session, sub.c.committed),
     ).group_by(*keys)
     return [_with_group(row, group is not None) for row in session.execute(statement)]
 
@@ -439,8 +407,8 @@ def _won_deals(
     zone: dt.tzinfo,
 ) -> list[tuple[int, int | None, str, int, Any]]:
     """(period, group, currency, deals, won cents) of the deals won in ``periods``."""
-    cents = _cents(Opportunity.amount)
-    boundaries = [_moment(p.starts_on, zone) for p in periods[1:]]
+    cents = sql.cents(Opportunity.amount)
+    boundaries = [moment(p.starts_on, zone) for p in periods[1:]]
     inner = select(
         _bucket(Opportunity.closed_at, boundaries).label("period"),
         *_group_column(group),
@@ -448,15 +416,15 @@ def _won_deals(
         cents.label("cents"),
     ).where(
         Opportunity.status == Outcome.WON.value,
-        Opportunity.closed_at >= _moment(periods[0].starts_on, zone),
-        Opportunity.closed_at < _moment(periods[-1].next_start, zone),
+        Opportunity.closed_at >= moment(periods[0].starts_on, zone),
+        Opportunity.closed_at < moment(periods[-1].next_start, zone),
         *filters,
     )
     if group is User.team_id:
         inner = inner.outerjoin(User, User.id == Opportunity.owner_id)
     sub = inner.subquery()
     keys = _keys(sub, group is not None)
-    statement = select(*keys, func.count(), _total(session, sub.c.cents)).group_by(*keys)
+    statement = select(*keys, func.count(), sql.total(session, sub.c.cents)).group_by(*keys)
     return [_with_group(row, group is not None) for row in session.execute(statement)]
 
 
@@ -466,7 +434,7 @@ def _quotas(
     """(period, group, currency, quota cents) of the quotas of the periods' kind."""
     target = Quota.team_id if by == "team" else Quota.owner_id
     statement = (
-        select(Quota.starts_on, target, Quota.currency, _total(session, _cents(Quota.amount)))
+        select(Quota.starts_on, target, Quota.currency, sql.total(session, sql.cents(Quota.amount)))
         .where(
             Quota.period == periods[0].kind,
             Quota.starts_on >= periods[0].starts_on,
@@ -487,7 +455,7 @@ def _quotas(
     return [(*key, cents) for key, cents in found.items()]
 
 
-def _group_names(session: Session, by: str, ids: set[int | None]) -> dict[int, str]:
+def group_names(session: Session, by: str, ids: set[int | None]) -> dict[int, str]:
     """The names of the owners (names, else emails) or teams among ``ids``."""
     wanted = sorted(ident for ident in ids if ident is not None)
     if not wanted or by == "total":
@@ -515,331 +483,10 @@ def _with_group(row: Any, grouped: bool) -> Any:
     return (values[0], None, *values[1:])
 
 
-# -- the funnel ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Step:
-    """A stage of the funnel: deals that entered it, conversions, time spent in it."""
-
-    stage_id: int
-    name: str
-    outcome: str
-    entered: int
-    from_previous: Decimal | None
-    from_first: Decimal | None
-    average_seconds: float | None
-    left: int
-
-
-@dataclass(frozen=True)
-class Outcomes:
-    """How the deals of a cohort (or of a part of it) ended up."""
-
-    deals: int = 0
-    open: int = 0
-    won: int = 0
-    lost: int = 0
-    won_amounts: Mapping[str, Decimal] = field(default_factory=dict)
-    won_counts: Mapping[str, int] = field(default_factory=dict)
-    average_cycle_seconds: float | None = None
-
-    @property
-    def win_rate(self) -> Decimal | None:
-        """Won / closed (won or lost); none before any deal closed."""
-        closed = self.won + self.lost
-        return _ratio(self.won, closed)
-
-    @property
-    def average_sizes(self) -> dict[str, Decimal]:
-        """The average amount of a won deal, per currency."""
-        return {
-            currency: (amount / self.won_counts[currency]).quantize(CENT, ROUND_HALF_UP)
-            for currency, amount in sorted(self.won_amounts.items())
-            if self.won_counts.get(currency)
-        }
-
-
-@dataclass(frozen=True)
-class BreakdownRow:
-    """The funnel of a part of the cohort: an owner's deals, a product's, a segment's...
-
-    ``key`` is the owner's or product's id, the industry or the country code; ``None``
-    for the deals without one. ``entered`` maps stage ids to the deals that entered them.
-    """
-
-    key: int | str | None
-    label: str | None
-    outcomes: Outcomes
-    entered: Mapping[int, int]
-
-
-@dataclass(frozen=True)
-class Funnel:
-    """A pipeline's funnel for the deals created from ``start`` to ``end`` (both included)."""
-
-    pipeline_id: int
-    pipeline_name: str
-    start: dt.date
-    end: dt.date
-    by: str | None
-    steps: list[Step]
-    overall: Outcomes
-    breakdown: list[BreakdownRow]
-
-
-def funnel(
-    uow: UnitOfWork,
-    pipeline_id: int | None = None,
-    start: dt.date | None = None,
-    end: dt.date | None = None,
-    by: str | None = None,
-) -> Funnel:
-    """The funnel of ``pipeline_id`` (default: the default pipeline) for the deals created
-    from ``start`` to ``end`` (default: the last twelve months, this one included),
-    broken down ``by`` owner, product, segment or region. Two queries, two more with a
-    breakdown (and one for its names)."""
-    require(uow.actor, VIEW)
-    if by is not None:
-        _check_choice("by", by, BREAKDOWNS)
-    pipeline = _pipeline(uow, pipeline_id)
-    current = today(uow)
-    if end is None:
-        end = current if start is None or start <= current else start
-    if start is None:
-        start = add_months(period_of(min(end, current), "month").starts_on, -11)
-    if end < start:
-        raise ValidationError({"to": [N_("Must not be before the start.")]})
-    session, zone = uow.session, _zone(uow)
-    cohort = [
-        Opportunity.pipeline_id == pipeline.id,
-        Opportunity.created_at >= _moment(start, zone),
-        Opportunity.created_at < _moment(end + dt.timedelta(days=1), zone),
-        *_deal_filters(uow.actor),
-    ]
-    stages = list(pipeline.stages)
-    steps = _steps(stages, _stage_figures(session, cohort, [s.id for s in stages]))
-    overall = _tally(_outcome_rows(session, cohort)).get(None, Outcomes())
-    breakdown: list[BreakdownRow] = []
-    if by is not None:
-        breakdown = _breakdown(session, cohort, [s.id for s in stages], by)
-    return Funnel(pipeline.id, pipeline.name, start, end, by, steps, overall, breakdown)
-
-
-def pipelines(uow: UnitOfWork) -> list[tuple[int, str]]:
-    """Every pipeline as (id, name), the default first, then in their order."""
-    require(uow.actor, VIEW)
-    rows = uow.session.execute(
-        select(Pipeline.id, Pipeline.name)
-        .order_by(Pipeline.is_default.desc(), Pipeline.position, Pipeline.id)
-    )
-    return [(ident, name) for ident, name in rows]
-
-
-def _pipeline(uow: UnitOfWork, pipeline_id: int | None) -> Pipeline:
-    if pipeline_id is None:
-        return default_pipeline(uow)
-    found = uow.session.get(Pipeline, pipeline_id)
-    if found is None:
-        raise ValidationError({"pipeline_id": [N_("No such pipeline.")]})
-    return found
-
-
-def _stage_figures(
-    session: Session, cohort: Sequence[ColumnElement[bool]], stage_ids: Sequence[int]
-) -> dict[int, tuple[int, float | None, int]]:
-    """Per stage: (deals that entered it, average seconds of the stays that left, those).
-
-    The stays are summed per deal and stage first, then per stage: each deal counts
-    once however often it entered a stage, without a ``COUNT(DISTINCT)`` (which both
-    databases can only do by sorting every stay).
-    """
-    seconds = _seconds(session, StageStay.entered_at, StageStay.left_at)
-    per_deal = (
-        select(
-            StageStay.stage_id.label("stage"),
-            _total(session, seconds).label("seconds"),
-            func.count(StageStay.left_at).label("left"),
-        )
-        .join(Opportunity, Opportunity.id == StageStay.opportunity_id)
-        .where(*cohort)
-        .group_by(StageStay.opportunity_id, StageStay.stage_id)
-        .subquery()
-    )
-    statement = select(
-        per_deal.c.stage, func.count(), _total(session, per_deal.c.seconds),
-        func.sum(per_deal.c.left),
-    ).group_by(per_deal.c.stage)
-    wanted = set(stage_ids)  # a deal moved in from another pipeline has stays there too
-    found = {}
-    for stage_id, entered, total_seconds, left in session.execute(statement):
-        if stage_id in wanted:
-            left = int(left or 0)
-            average = float(total_seconds) / left if left else None
-            found[stage_id] = (int(entered), average, left)
-    return found
-
-
-def _steps(
-    stages: Sequence[Stage], figures: Mapping[int, tuple[int, float | None, int]]
-) -> list[Step]:
-    """The funnel's steps: open and won stages in order with conversions, then lost ones."""
-    steps: list[Step] = []
-    first: int | None = None
-    previous: int | None = None
-    ordered = [s for s in stages if s.outcome != Outcome.LOST] + [
-        s for s in stages if s.outcome == Outcome.LOST
-    ]
-    for stage in ordered:
-        entered, average, left = figures.get(stage.id, (0, None, 0))
-        if stage.outcome == Outcome.LOST:
-            steps.append(Step(stage.id, stage.name, stage.outcome, entered, None, None,
-                              average, left))
-            continue
-        from_previous = None if previous is None else _ratio(entered, previous)
-        from_first = None if first is None else _ratio(entered, first)
-        steps.append(Step(stage.id, stage.name, stage.outcome, entered, from_previous,
-                          from_first, average, left))
-        first = entered if first is None else first
-        previous = entered
-    return steps
-
-
-def _outcome_rows(
-    session: Session,
-    cohort: Sequence[ColumnElement[bool]],
-    key: ColumnElement[Any] | None = None,
-    join: Callable[[Select[Any]], Select[Any]] | None = None,
-) -> list[tuple[Any, ...]]:
-    """(key, status, currency, deals, cents, cycle seconds) of the cohort, grouped."""
-    cents = _cents(Opportunity.amount)
-    cycle = case(
-        (Opportunity.status == Outcome.WON.value,
-         _seconds(session, Opportunity.created_at, Opportunity.closed_at)),
-        else_=None,
-    )
-    keys: list[Any] = [] if key is None else [key]
-    # Currency first: SQLite would otherwise read the cohort in the order of the index on
-    # (status, ...), one row lookup per deal, rather than scan it.
-    statement = select(
-        *keys, Opportunity.currency, Opportunity.status, func.count(),
-        _total(session, case((Opportunity.status == Outcome.WON.value, cents), else_=0)),
-        _total(session, cycle),
-    ).where(*cohort)
-    if join is not None:
-        statement = join(statement)
-    statement = statement.group_by(*keys, Opportunity.currency, Opportunity.status)
-    found = []
-    for row in session.execute(statement):
-        *grouped, currency, status, deals, cents, cycle = row
-        found.append((grouped[0] if grouped else None, status, currency, deals, cents, cycle))
-    return found
-
-
-def _tally(rows: Sequence[tuple[Any, ...]]) -> dict[Any, Outcomes]:
-    """The rows of :func:`_outcome_rows` as :class:`Outcomes` per key."""
-    counts: dict[Any, dict[str, int]] = {}
-    amounts: dict[Any, dict[str, Decimal]] = {}
-    won_counts: dict[Any, dict[str, int]] = {}
-    cycles: dict[Any, float] = {}
-    for key, status, currency, deals, cents, cycle in rows:
-        per_status = counts.setdefault(key, {})
-        per_status[status] = per_status.get(status, 0) + int(deals)
-        if status == Outcome.WON:
-            amounts.setdefault(key, {})[currency] = _money(cents)
-            won_counts.setdefault(key, {})[currency] = int(deals)
-            cycles[key] = cycles.get(key, 0.0) + float(cycle or 0)
-    found = {}
-    for key, per_status in counts.items():
-        won = per_status.get(Outcome.WON.value, 0)
-        found[key] = Outcomes(
-            deals=sum(per_status.values()),
-            open=per_status.get(Outcome.OPEN.value, 0),
-            won=won,
-            lost=per_status.get(Outcome.LOST.value, 0),
-            won_amounts=amounts.get(key, {}),
-            won_counts=won_counts.get(key, {}),
-            average_cycle_seconds=cycles[key] / won if won else None,
-        )
-    return found
-
-
-def _breakdown(
-    session: Session, cohort: Sequence[ColumnElement[bool]], stage_ids: Sequence[int], by: str
-) -> list[BreakdownRow]:
-    """The cohort's outcomes and stage counts per owner, product, segment or region."""
-    key, join = _breakdown_key(by)
-    outcomes = _tally(_outcome_rows(session, cohort, key, join))
-    per_deal = (
-        join(
-            select(key.label("key"), StageStay.stage_id.label("stage"))
-            .select_from(StageStay)
-            .join(Opportunity, Opportunity.id == StageStay.opportunity_id)
-            .where(*cohort)
-        )
-        .group_by(key, StageStay.opportunity_id, StageStay.stage_id)
-        .subquery()
-    )
-    entered_statement = select(per_deal.c.key, per_deal.c.stage, func.count()).group_by(
-        per_deal.c.key, per_deal.c.stage
-    )
-    wanted = set(stage_ids)
-    entered: dict[Any, dict[int, int]] = {}
-    for value, stage_id, count in session.execute(entered_statement):
-        if stage_id in wanted:
-            entered.setdefault(value, {})[stage_id] = count
-    labels = _breakdown_labels(session, by, set(outcomes))
-    rows = [
-        BreakdownRow(value, labels.get(value) if value is not None else None, found,
-                     entered.get(value, {}))
-        for value, found in outcomes.items()
-    ]
-    rows.sort(key=lambda row: (-row.outcomes.deals, row.label is None,
-                               str(row.label or "").casefold()))
-    return rows
-
-
-def _breakdown_key(
-    by: str,
-) -> tuple[ColumnElement[Any], Callable[[Select[Any]], Select[Any]]]:
-    """The column a breakdown groups by, and the join that brings it in."""
-    if by == "owner":
-        return _unordered(Opportunity.owner_id), lambda statement: statement
-    if by == "product":
-        lines = (
-            select(OpportunityLine.opportunity_id, OpportunityLine.product_id)
-            .where(OpportunityLine.product_id.is_not(None))
-            .distinct()
-            .subquery()
-        )
-        return _unordered(lines.c.product_id), lambda statement: statement.outerjoin(
-            lines, lines.c.opportunity_id == Opportunity.id
-        )
-    column = Customer.industry if by == "segment" else Customer.country
-    return column, lambda statement: statement.join(
-        Customer, Customer.id == Opportunity.customer_id
-    )
-
-
-def _breakdown_labels(session: Session, by: str, keys: set[Any]) -> dict[Any, str]:
-    """How the breakdown names its keys: owners' and products' names, else the key."""
-    wanted = sorted(key for key in keys if key is not None)
-    if not wanted:
-        return {}
-    if by == "owner":
-        return _group_names(session, "owner", set(wanted))
-    if by == "product":
-        rows = session.execute(
-            select(Product.id, Product.name).where(Product.id.in_(wanted))
-        )
-        return {ident: name for ident, name in rows}
-    return {key: str(key) for key in wanted}
-
-
 # -- shared helpers ------------------------------------------------------------------------
 
 
-def _deal_filters(actor: Any, owner_id: int | None = None) -> list[ColumnElement[bool]]:
+def deal_filters(actor: Any, owner_id: int | None = None) -> list[ColumnElement[bool]]:
     """The deals a report counts: visible to ``actor``, not archived (``owner_id``'s)."""
     clauses = [visible_deals(actor), Opportunity.archived.is_(False)]
     if owner_id is not None:
@@ -847,30 +494,16 @@ def _deal_filters(actor: Any, owner_id: int | None = None) -> list[ColumnElement
     return clauses
 
 
-def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ValidationError({name: [N_("Must be one of: %(choices)s.") % {
             "choices": ", ".join(choices)}]})
 
 
-def _cents(column: Any) -> ColumnElement[int]:
-    """An amount as whole cents (an integer in both databases)."""
-    return cast(func.round(column * 100), BigInteger)
 
 
-def _total(session: Session, expression: Any) -> ColumnElement[Any]:
-    """The sum of ``expression``: SQLite's ``TOTAL`` (never overflows, exact for whole
-    numbers up to 2^53), PostgreSQL's exact ``SUM``; 0 for no rows."""
-    if _dialect(session) == "sqlite":
-        return func.total(expression)
-    return func.coalesce(func.sum(expression), 0)
 
 
-def _seconds(session: Session, start: Any, end: Any) -> ColumnElement[Any]:
-    """Seconds from ``start`` to ``end`` (``NULL`` when either is)."""
-    if _dialect(session) == "sqlite":
-        return (func.julianday(end) - func.julianday(start)) * 86400.0
-    return func.extract("epoch", end - start)
 
 
 def _bucket(column: Any, boundaries: Sequence[Any]) -> ColumnElement[int]:
@@ -884,31 +517,20 @@ def _bucket(column: Any, boundaries: Sequence[Any]) -> ColumnElement[int]:
     )
 
 
-def _unordered(column: Any) -> ColumnElement[Any]:
-    """An integer ``column`` as a grouping key no index provides (``column + 0``).
-
-    Grouping by a column an index orders by, SQLite reads the rows in that index's order
-    (one random row lookup each, all of them) instead of scanning the cohort first and
-    sorting what it found; the expression leaves it the cheaper plan. PostgreSQL plans
-    the same either way.
-    """
-    return (column + literal_column("0")).label(None)
 
 
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
 
 
-def _money(value: Any, scale: int = 100) -> Decimal:
+def money(value: Any, scale: int = 100) -> Decimal:
     """A sum of cents (``scale`` 100) or of cents times percent (10000) as an amount."""
     return (Decimal(value or 0) / scale).quantize(CENT, ROUND_HALF_UP)
 
 
-def _ratio(part: int, whole: int) -> Decimal | None:
+def ratio(part: int, whole: int) -> Decimal | None:
     return (Decimal(part) / Decimal(whole)).quantize(RATIO, ROUND_HALF_UP) if whole else None
 
 
-def _zone(uow: UnitOfWork) -> dt.tzinfo:
+def zone_of(uow: UnitOfWork) -> dt.tzinfo:
     """The installation's time zone (the ``timezone`` setting), UTC without one."""
     name = getattr(uow.crm.settings, "timezone", None) or "UTC"
     try:
@@ -919,9 +541,9 @@ def _zone(uow: UnitOfWork) -> dt.tzinfo:
 
 def today(uow: UnitOfWork) -> dt.date:
     """Today in the installation's time zone."""
-    return dt.datetime.now(_zone(uow)).date()
+    return dt.datetime.now(zone_of(uow)).date()
 
 
-def _moment(day: dt.date, zone: dt.tzinfo) -> dt.datetime:
+def moment(day: dt.date, zone: dt.tzinfo) -> dt.datetime:
     """Midnight at the start of ``day`` in ``zone``, in UTC."""
     return dt.datetime.combine(day, dt.time(), tzinfo=zone).astimezone(dt.UTC)
