@@ -35,7 +35,7 @@ from crm_core.imports.mapping import (
     plugin_importers,
     resolve_mapping,
 )
-from crm_core.imports.reading import ReadError
+from crm_core.imports.reading import CsvSource, RawRow, ReadError
 from crm_core.imports.runner import (
     ImportOptions,
     ImportRunner,
@@ -44,15 +44,18 @@ from crm_core.imports.runner import (
     format_for,
     run_import,
 )
+from crm_core.imports.summary import message_texts
 
 __all__ = [
     "JOB_NAME",
     "KEEP_DRY_RUN_FILE",
+    "CsvSource",
     "ImportContext",
     "ImportOptions",
     "ImportRunner",
     "ImportSummary",
     "MappingError",
+    "RawRow",
     "ReadError",
     "Rejection",
     "RerunError",
@@ -61,6 +64,7 @@ __all__ = [
     "format_for",
     "import_permission",
     "kept_file",
+    "message_texts",
     "options_from_mapping",
     "plugin_importer",
     "plugin_importers",

@@ -31,7 +31,7 @@ importer to that importer's ``run`` (:mod:`crm_core.imports.context`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -59,6 +59,7 @@ from crm_core.imports.summary import (
     ImportSummary,
     Progress,
     Rejection,
+    message_texts,
     record_columns,
     report_batch,
 )
@@ -640,17 +641,20 @@ class ImportRunner:
                             messages if key == value_key else {key: messages}
                             for key, messages in nested.items()
                         ]
-                    found.extend(Rejection(row.line, column, shown, m) for m in _texts(nested))
+                    found.extend(Rejection(row.line, column, shown, m)
+                                 for m in message_texts(nested))
             elif field_name == "attributes" and isinstance(value, dict):
                 for name, nested in value.items():
                     column = self._source.attribute_column(str(name))
                     found.extend(
-                        Rejection(row.line, column, _value(row, column), m) for m in _texts(nested)
+                        Rejection(row.line, column, _value(row, column), m)
+                        for m in message_texts(nested)
                     )
             else:
                 column = "" if field_name == "_schema" else column_of(str(field_name))
                 found.extend(
-                    Rejection(row.line, column, _value(row, column), m) for m in _texts(value)
+                    Rejection(row.line, column, _value(row, column), m)
+                    for m in message_texts(value)
                 )
         return found or [Rejection(row.line, "", None, "Refused.")]
 
@@ -669,18 +673,6 @@ def _value(row: MappedRow, column: str) -> str | None:
         return None
 
 
-def _texts(value: Any, prefix: str = "") -> Iterator[str]:
-    """Every message in a marshmallow message structure, nested keys as ``key: message``."""
-    if isinstance(value, str):
-        yield f"{prefix}{value}"
-    elif isinstance(value, Mapping):
-        for key, nested in value.items():
-            yield from _texts(nested, f"{prefix}{key}: ")
-    elif isinstance(value, Iterable):
-        for nested in value:
-            yield from _texts(nested, prefix)
-    else:
-        yield f"{prefix}{value}"
 
 
 def run_import(

@@ -9,9 +9,9 @@ the job move.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, update
 
@@ -35,6 +35,21 @@ class Rejection:
     column: str
     value: str | None
     reason: str
+
+
+def message_texts(value: Any, prefix: str = "") -> Iterator[str]:
+    """Every message in a marshmallow message structure (a :class:`ValidationError`'s
+    ``messages``), nested keys as ``key: message``: what a rejection's ``reason`` says."""
+    if isinstance(value, str):
+        yield f"{prefix}{value}"
+    elif isinstance(value, Mapping):
+        for key, nested in value.items():
+            yield from message_texts(nested, f"{prefix}{key}: ")
+    elif isinstance(value, Iterable):
+        for nested in value:
+            yield from message_texts(nested, prefix)
+    else:
+        yield f"{prefix}{value}"
 
 
 @dataclass

@@ -60,7 +60,7 @@ class ContactRole(enum.StrEnum):
     OTHER = "other"
 
 
-class Pipeline(TimestampMixin, Base):
+class Pipeline(VersionedMixin, TimestampMixin, Base):
     """A sales process: new business, renewals... with its ordered stages."""
 
     __tablename__ = "sales_pipeline"

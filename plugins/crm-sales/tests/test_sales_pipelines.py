@@ -10,7 +10,7 @@ from crm_sales.models import LostReason, Opportunity, Pipeline, Stage
 from crm_sales.services import opportunities, pipelines
 from sqlalchemy import select
 
-from crm_core import PermissionDenied, ValidationError
+from crm_core import ConflictError, PermissionDenied, ValidationError
 from crm_core.models import AuditEntry
 from crm_core.testing import UiBrowser, make_user, sql_statements, ui_user
 
@@ -361,6 +361,41 @@ def test_editing_renames_and_removes_stages_and_names_one_in_use(admin_ui, crm, 
     with crm.session_factory() as session:
         assert session.scalar(select(Opportunity.stage_id)) == int(values["stages-0-id"])
     assert stored(crm, 1)[0] == ("Qualification", 10, "open")
+
+
+def test_two_admins_editing_one_pipeline_see_each_others_change(admin_ui, crm, seller):
+    """The second save of two forms opened together is a 409 showing what differs; the
+    second admin's input is kept and saving again, knowingly, keeps it."""
+    first = form_of(admin_ui.get("/sales/pipelines/1/edit"))
+    second = dict(first)
+    first.update({"stages-2-name": "Offer"})
+    admin_ui.post("/sales/pipelines/1/edit", first)
+    second.update({"name": "New business 2"})
+    page = admin_ui.post("/sales/pipelines/1/edit", second, status=409).get_data(as_text=True)
+    assert "Someone else saved New business while you were editing" in page
+    assert "Offer (50 %, open)" in page and "Proposal (50 %, open)" in page  # theirs, yours
+    assert 'value="New business 2"' in page
+    assert stored(crm, 1)[2] == ("Offer", 50, "open")
+    again = form_of(page)
+    assert int(again["version"]) == int(second["version"]) + 1
+    admin_ui.post("/sales/pipelines/1/edit", again)
+    with crm.session_factory() as session:
+        assert session.get(Pipeline, 1).name == "New business 2"
+    assert stored(crm, 1)[2] == ("Proposal", 50, "open")  # the second admin's, knowingly
+    with pytest.raises(ConflictError), crm.unit_of_work(actor=seller, source="test") as uow:
+        pipelines.update(uow, 1, {"name": "Stale", "stages": []}, expected_version=1)
+
+
+def test_a_change_of_stages_alone_is_a_new_version(crm, seller):
+    with crm.unit_of_work(actor=seller, source="test") as uow:
+        renewals = pipelines.create(uow, {"name": "Renewals", "stages": RENEWALS})
+        version = renewals.version
+        rows = [{"id": stage.id, "name": stage.name, "probability": stage.probability + 1
+                 if stage.outcome == "open" else stage.probability, "outcome": stage.outcome}
+                for stage in renewals.stages]
+        updated = pipelines.update(uow, renewals.id, {"name": "Renewals", "stages": rows},
+                                   expected_version=version)
+        assert updated.version == version + 1
 
 
 def test_making_a_pipeline_the_default(admin_ui, crm, seller):

@@ -28,11 +28,12 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.datastructures import MultiDict
 
 from crm_core.authz import has_permission, require
-from crm_core.errors import NotFoundError, PermissionDenied, ValidationError
+from crm_core.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
 from crm_core.extensions import MenuItem
 from crm_core.models import User
 from crm_core.web.ui import ADMIN_PERMISSIONS, not_found, permission_denied
 from crm_core.web.ui.access import actor, current_crm, page
+from crm_core.web.ui.conflicts import Difference, differences, posted_version
 from crm_core.web.ui.forms import field_errors, refuse_unstorable
 from crm_sales import web
 from crm_sales.models import LostReason, Outcome, Pipeline
@@ -200,19 +201,44 @@ def edit_pipeline(pipeline_id: int) -> ResponseReturnValue:
         stored = [{"id": stage.id, "name": stage.name, "probability": stage.probability,
                    "outcome": stage.outcome} for stage in pipeline.stages]
     if request.method == "GET":
-        values = {"name": pipeline.name, "is_default": "1" if pipeline.is_default else ""}
+        values = {"name": pipeline.name, "is_default": "1" if pipeline.is_default else "",
+                  "version": pipeline.version}
         return _form(pipeline, values, _put_rows(values, stored), {})
+    expected = posted_version(request.form)
     data, values, count, numbers, refused = _posted(request.form)
+    values["version"] = expected
     try:
         if refused:
             raise ValidationError(refused)
         refuse_unstorable(request.form, Pipeline)
         with crm.unit_of_work(actor=user, source="ui") as uow:
-            name = pipelines.update(uow, pipeline_id, data).name
+            name = pipelines.update(uow, pipeline_id, data, expected_version=expected).name
     except ValidationError as exc:
         return _form(pipeline, values, count, _row_errors(exc.messages, numbers), status=422)
+    except ConflictError:
+        # Someone saved first: keep what this user sent, show what differs, and take the
+        # stored version, so saving again keeps theirs knowingly.
+        values["version"] = pipeline.version
+        conflict = differences(
+            _as_texts(pipeline.name, pipeline.is_default, stored),
+            _as_texts(data["name"], data["is_default"], data["stages"]),
+            ("name", "is_default", "stages"),
+            {"name": _("Name"), "is_default": _("Default"), "stages": _("Stages")},
+        )
+        return _form(pipeline, values, count, {}, conflict=conflict, status=409)
     flash(_("The pipeline %(name)s was saved.", name=name))
     return redirect(url_for("crm_sales.pipelines"))
+
+
+def _as_texts(name: str, is_default: bool, stages: list[dict[str, Any]]) -> dict[str, str]:
+    """A pipeline's name, default flag and stages as the conflict table shows them."""
+    return {
+        "name": name,
+        "is_default": _("yes") if is_default else _("no"),
+        "stages": ", ".join(f"{row['name']} ({row.get('probability', '')} %, "
+                            f"{OUTCOME_LABELS.get(row['outcome'], row['outcome'])})"
+                            for row in stages),
+    }
 
 
 def _form(
@@ -221,6 +247,7 @@ def _form(
     count: int,
     errors: Mapping[str, list[str]],
     *,
+    conflict: list[Difference] | None = None,
     status: int = 200,
 ) -> ResponseReturnValue:
     other = [text for name, texts in errors.items()
@@ -235,6 +262,7 @@ def _form(
         other_errors=other,
         outcomes=[(value, str(label)) for value, label in OUTCOME_LABELS.items()],
         admin_index=_can_open_admin(actor()),
+        conflict=conflict,
     ), status
 
 

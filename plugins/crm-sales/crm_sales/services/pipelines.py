@@ -25,7 +25,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import func, select, union
 from sqlalchemy import update as sql_update
 
-from crm_core import NotFoundError, UnitOfWork, ValidationError
+from crm_core import ConflictError, NotFoundError, UnitOfWork, ValidationError, utcnow
 from crm_core.authz import has_permission, require
 from crm_core.i18n import N_
 from crm_core.ids import MAX_ID, as_record_id
@@ -121,14 +121,24 @@ def create(uow: UnitOfWork, data: Mapping[str, Any]) -> Pipeline:
     return pipeline
 
 
-def update(uow: UnitOfWork, pipeline_id: Any, data: Mapping[str, Any]) -> Pipeline:
+def update(
+    uow: UnitOfWork,
+    pipeline_id: Any,
+    data: Mapping[str, Any],
+    *,
+    expected_version: int | None = None,
+) -> Pipeline:
     """Replace a pipeline's name, default flag and stages with ``data`` (the whole pipeline).
 
     Stages naming an ``id`` are kept (renamed, moved, re-weighted), the others are
     added; stored stages left out are removed, unless deals use them.
+    :class:`ConflictError` when ``expected_version`` (the version the caller edited) is
+    not the stored one; every saved change makes a new version, stages' too.
     """
     require(uow.actor, ADMIN)
     pipeline = get(uow, pipeline_id)
+    if expected_version is not None and pipeline.version != expected_version:
+        raise ConflictError(ENTITY, pipeline.id, expected_version, pipeline.version)
     loaded = load_or_refuse(PipelineInputSchema(), data)
     rows = loaded["stages"]
     errors = _stage_errors(rows)
@@ -158,6 +168,7 @@ def update(uow: UnitOfWork, pipeline_id: Any, data: Mapping[str, Any]) -> Pipeli
               "stages": _stage_summary(pipeline.stages)}
     _write_stages(uow, pipeline, stored, rows, seen)
     pipeline.name = loaded["name"]
+    pipeline.updated_at = utcnow()  # the pipeline's row changes: a new version
     uow.session.flush()
     uow.session.refresh(pipeline, ["stages"])
     if loaded["is_default"] and not pipeline.is_default:
