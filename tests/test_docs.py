@@ -116,6 +116,20 @@ def test_configuration_documents_no_removed_settings() -> None:
     assert not stale, f"docs/configuration.md documents settings Settings lacks: {stale}"
 
 
+# -- the API's helpers for plugins -----------------------------------------------------
+
+
+def test_the_api_helpers_plugins_may_use_are_documented() -> None:
+    from crm_core.web import api
+
+    section = sections(DOCS / "api.md")["Request helpers for a plugin's own routes"]
+    helpers = [name for name in api.__all__ if name != "init_api" and callable(getattr(api, name))]
+    assert {"json_body", "json_response", "if_match_version"} <= set(helpers)
+    missing = [name for name in helpers
+               if name not in ("ApiProblem", "ApiResource") and f"`{name}" not in section]
+    assert not missing, f"docs/api.md does not list the helpers {missing}"
+
+
 # -- links between the docs ----------------------------------------------------------
 
 

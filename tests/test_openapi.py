@@ -15,6 +15,7 @@ import os
 import re
 import time
 import warnings
+from decimal import Decimal
 from typing import Any
 
 import hypothesis
@@ -41,6 +42,7 @@ from crm_core.web.api.openapi import (
     add_openapi_contributor,
     build_openapi,
     problem_responses,
+    schema_ref,
 )
 
 pytestmark = pytest.mark.plugins()
@@ -317,6 +319,65 @@ def test_contributors_add_operations(app, client):
     assert document["paths"]["/ping"]["get"]["responses"]["401"] == {
         "$ref": "#/components/responses/Unauthorized"
     }
+
+
+class PriceSchema(Schema):
+    """A price: exact decimals sent as strings, and one sent as a number."""
+
+    amount = fields.Decimal(
+        places=2,
+        as_string=True,
+        required=True,
+        validate=[validate.Range(min=0), validate.Range(max=Decimal("1000"))],
+    )
+    discount = fields.Decimal(
+        places=3,
+        as_string=True,
+        allow_none=True,
+        validate=validate.Range(min=0, max=100, max_inclusive=False),
+        metadata={"description": "Percent off."},
+    )
+    ratio = fields.Decimal(as_string=True)
+    weight = fields.Decimal(places=1, validate=validate.Range(min=Decimal("0.5"), max=10))
+
+
+def test_decimals_sent_as_strings_are_described_as_strings(app, client):
+    def contribute(spec: Any) -> None:
+        spec.path(
+            path="/prices",
+            operations={
+                "post": {
+                    "operationId": "prices_create",
+                    "requestBody": {"content": {"application/json": {
+                        "schema": schema_ref(spec, PriceSchema, "PriceInput", output=False)
+                    }}},
+                    "responses": {"204": {"description": "Taken."}},
+                }
+            },
+        )
+
+    add_openapi_contributor(app, contribute)
+    document = client.get(f"{PREFIX}/openapi.json").get_json()
+    schemathesis.openapi.from_dict(document).validate()  # no string bounds
+    props = document["components"]["schemas"]["PriceInput"]["properties"]
+    amount, discount, ratio = props["amount"], props["discount"], props["ratio"]
+    assert (amount["type"], amount["format"]) == ("string", "decimal")
+    assert not {"minimum", "maximum", "exclusiveMaximum"} & (set(amount) | set(discount))
+    assert re.fullmatch(amount["pattern"], "12.50") and re.fullmatch(amount["pattern"], "7")
+    assert not re.fullmatch(amount["pattern"], "1.234") and not re.fullmatch(amount["pattern"], "x")
+    assert "2 decimal places" in amount["description"]
+    assert 'from `"0.00"` to `"1000.00"`' in amount["description"]
+    assert discount["type"] == ["string", "null"] and discount["format"] == "decimal"
+    assert discount["description"].startswith("Percent off. An exact decimal number")
+    assert 'at least `"0.000"` and less than `"100.000"`' in discount["description"]
+    assert (ratio["type"], ratio["format"]) == ("string", "decimal") and "pattern" not in ratio
+    # Sent as a number, a decimal stays a number, with numbers as bounds.
+    assert props["weight"] == {"type": "number", "minimum": 0.5, "maximum": 10}
+    # Every schema's decimal strings, core's and plugins', are described alike.
+    for name, schema in document["components"]["schemas"].items():
+        for key, prop in schema.get("properties", {}).items():
+            if prop.get("format") == "decimal":
+                assert "string" in prop["type"] and "minimum" not in prop, (name, key)
 
 
 # -- the docs page ---------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from fakeplugins import (
 )
 from sqlalchemy import event, func, select
 
-from crm_core import CRM, HookError, PluginError, ValidationError
+from crm_core import API_VERSION, CRM, HookError, PluginError, ValidationError
 from crm_core.config import load_settings
 from crm_core.models import AuditEntry, Customer, OutboxEvent
 from crm_core.plugins import PluginState
@@ -99,8 +99,9 @@ def test_plugin_for_another_core_api_is_refused_with_what_to_install(tmp_path):
     assert info.state is PluginState.REFUSED
     assert info.distribution == "crm-incompatible"
     assert ">=2.0,<3" in info.reason
-    assert "API 1.0" in info.reason
-    assert "install a version of crm-incompatible made for crm_core API 1.0" in info.reason
+    assert f"API {API_VERSION}" in info.reason
+    assert f"install a version of crm-incompatible made for crm_core API {API_VERSION}" \
+        in info.reason
     # Nothing of it is registered: its channel is not there, its module not in pluggy.
     assert "telegraph" not in crm.registry.channels
     assert not crm.pm.is_registered(info.module)

@@ -1,6 +1,13 @@
 """The REST API under ``/api/v1``: core's resources and those plugins register.
 
-See :class:`ApiResource` for the conventions every resource shares.
+See :class:`ApiResource` for the conventions every resource shares. A plugin's own
+routes (actions, reports, lists that are no resource) answer the same way with the
+request helpers exported here: :func:`api_context` (the CRM and the caller, or 401),
+:func:`path_id` (the id in the URL, or 404), :func:`json_body` (the JSON object sent:
+415, 400, 422 for what no column stores), :func:`json_response`, keyset pages with
+:class:`Cursor`, :func:`cursor_arg`, :func:`keyset_page`, :func:`parse_limit` and
+:func:`next_page_url`, and versions with :func:`if_match_version`,
+:func:`check_precondition` and :func:`etag`.
 """
 
 from __future__ import annotations
@@ -10,14 +17,28 @@ import functools
 from flask import Blueprint, Flask
 
 from crm_core.errors import PluginError
+from crm_core.web.api.pagination import Cursor, parse_limit
 from crm_core.web.api.problems import ApiProblem, register_problem_handlers
-from crm_core.web.api.resource import ApiResource, check_precondition, etag, if_match_version
+from crm_core.web.api.resource import (
+    ApiResource,
+    api_context,
+    check_precondition,
+    cursor_arg,
+    etag,
+    if_match_version,
+    json_body,
+    json_response,
+    keyset_page,
+    next_page_url,
+    path_id,
+)
 
 PREFIX = "/api/v1"
 
 __all__ = [
-    "PREFIX", "ApiProblem", "ApiResource", "check_precondition", "etag", "if_match_version",
-    "init_api",
+    "PREFIX", "ApiProblem", "ApiResource", "Cursor", "api_context", "check_precondition",
+    "cursor_arg", "etag", "if_match_version", "init_api", "json_body", "json_response",
+    "keyset_page", "next_page_url", "parse_limit", "path_id",
 ]
 
 

@@ -25,7 +25,14 @@ from crm_core.web.api.openapi import (
 from crm_core.web.api.outputs import AuditEntryOut, HistoryEntryOut
 from crm_core.web.api.pagination import parse_limit
 from crm_core.web.api.problems import ApiProblem
-from crm_core.web.api.resource import _check_query, _context, _int_arg, _json, _json_body, _next_url
+from crm_core.web.api.resource import (
+    _check_query,
+    _int_arg,
+    api_context,
+    json_body,
+    json_response,
+    next_page_url,
+)
 
 
 class RoleOut(Schema):
@@ -70,25 +77,25 @@ def register(blueprint: Blueprint) -> None:
 
 def me() -> Response:
     """``GET /users/me``: the authenticated user, with effective permissions."""
-    crm, actor = _context()
+    crm, actor = api_context()
     with crm.session_factory() as session:
         user = session.get(User, actor.id)
-        return _json(UserOut().dump(user))
+        return json_response(UserOut().dump(user))
 
 
 def update_me(**_: Any) -> Response:
     """``PATCH /users/me``: change your own ``name`` or UI ``language``."""
-    crm, actor = _context()
-    data = _json_body()
+    crm, actor = api_context()
+    data = json_body()
     with crm.unit_of_work(actor=actor, source="api") as uow:
         user = users.update_profile(uow, data)
         body = UserOut().dump(user)
-    return _json(body)
+    return json_response(body)
 
 
 def list_users() -> Response:
     """``GET /users``: every staff user, by id (``user.admin``)."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, "user.admin")
     limit = parse_limit(request.args.get("limit"))
     after_id = _int_arg("after_id")
@@ -99,52 +106,52 @@ def list_users() -> Response:
         found = list(session.scalars(statement))
         page = found[:limit]
         body = {"data": UserOut(many=True).dump(page), "next": _next(found, page, limit)}
-    return _json(body)
+    return json_response(body)
 
 
 def get_user(user_id: int) -> Response:
     """``GET /users/<id>`` (``user.admin``, or the user themself)."""
-    crm, actor = _context()
+    crm, actor = api_context()
     if actor.id != user_id:
         require(actor, "user.admin")
     with crm.session_factory() as session:
         user = session.get(User, user_id) if user_id <= MAX_ID else None
         if user is None:
             raise ApiProblem(404, "Not found", f"No user {user_id}.", kind="not-found")
-        return _json(UserOut().dump(user))
+        return json_response(UserOut().dump(user))
 
 
 def user_history(user_id: int) -> Response:
     """``GET /users/<id>/history``: changes to a user (``audit.view`` and ``user.admin``)."""
-    crm, actor = _context()
+    crm, actor = api_context()
     limit = parse_limit(request.args.get("limit"))
     before_id = _int_arg("before_id")
     with crm.session_factory() as session:
         page = history(session, actor, "user", user_id, before_id=before_id, limit=limit)
     body: dict[str, Any] = {"data": HistoryEntryOut(many=True).dump(page.entries), "next": None}
     if page.next_before_id is not None:
-        body["next"] = _next_url(before_id=str(page.next_before_id), limit=str(limit))
-    return _json(body)
+        body["next"] = next_page_url(before_id=str(page.next_before_id), limit=str(limit))
+    return json_response(body)
 
 
 def create_user(**_: Any) -> Response:
     """``POST /users``: create a staff user (``user.admin``); the password is only hashed."""
-    crm, actor = _context()
-    data = _json_body()
+    crm, actor = api_context()
+    data = json_body()
     with crm.unit_of_work(actor=actor, source="api") as uow:
         user = users.create(uow, data)
         body = UserOut().dump(user)
     location = url_for("crm_api.users_get", user_id=body["id"])
-    return _json(body, status=201, headers={"Location": location})
+    return json_response(body, status=201, headers={"Location": location})
 
 
 def list_roles() -> Response:
     """``GET /roles``: every role with its permissions and visibility (``user.admin``)."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, "user.admin")
     with crm.session_factory() as session:
         roles = list(session.scalars(select(Role).order_by(Role.name)))
-        return _json({"data": RoleOut(many=True).dump(roles), "next": None})
+        return json_response({"data": RoleOut(many=True).dump(roles), "next": None})
 
 
 def list_audit() -> Response:
@@ -153,7 +160,7 @@ def list_audit() -> Response:
     The whole log shows changes to every record, so it is for users who may see every
     record; others read a record's own history at ``/<resource>/<id>/history``.
     """
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, "audit.view")
     _check_query()
     if actor.visibility is not Visibility.ALL:
@@ -176,14 +183,14 @@ def list_audit() -> Response:
         page = found[:limit]
         body = {"data": AuditEntryOut(many=True).dump(page), "next": None}
     if len(found) > limit:
-        body["next"] = _next_url(before_id=str(page[-1].id), limit=str(limit))
-    return _json(body)
+        body["next"] = next_page_url(before_id=str(page[-1].id), limit=str(limit))
+    return json_response(body)
 
 
 def _next(found: list[Any], page: list[Any], limit: int) -> str | None:
     if len(found) <= limit:
         return None
-    return _next_url(after_id=str(page[-1].id), limit=str(limit))
+    return next_page_url(after_id=str(page[-1].id), limit=str(limit))
 
 
 # -- the OpenAPI description -------------------------------------------------------------

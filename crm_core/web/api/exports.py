@@ -24,7 +24,7 @@ from crm_core.exports import (
 )
 from crm_core.web.api.openapi import problem_responses, schema_ref
 from crm_core.web.api.problems import ApiProblem
-from crm_core.web.api.resource import _check_query, _context, _json
+from crm_core.web.api.resource import _check_query, api_context, json_response
 
 _FLAGS = ("include_archived", "excel")
 
@@ -52,9 +52,9 @@ def register(blueprint: Blueprint) -> None:
 
 def list_exports() -> Response:
     """``GET /exports``: what the caller may export, and in which formats."""
-    crm, actor = _context()
+    crm, actor = api_context()
     sources = available_exports(crm, actor)
-    return _json({"data": ExportOut(many=True).dump(sources)})
+    return json_response({"data": ExportOut(many=True).dump(sources)})
 
 
 def download(name: str, format_name: str) -> Response:
@@ -64,7 +64,7 @@ def download(name: str, format_name: str) -> Response:
     see; archived ones with ``include_archived=true``. ``excel=true`` starts a CSV
     file with a byte order mark.
     """
-    crm, actor = _context()
+    crm, actor = api_context()
     _check_query()
     flags = {flag: query_flag(flag) for flag in _FLAGS}
     try:

@@ -48,7 +48,13 @@ from crm_core.models import ImportJob, ImportMapping
 from crm_core.web.api.openapi import limit_parameter, page_of, problem_responses, schema_ref
 from crm_core.web.api.pagination import parse_limit
 from crm_core.web.api.problems import ApiProblem
-from crm_core.web.api.resource import _context, _int_arg, _json, _json_body, _next_url
+from crm_core.web.api.resource import (
+    _int_arg,
+    api_context,
+    json_body,
+    json_response,
+    next_page_url,
+)
 
 #: Largest upload accepted (``CRM_IMPORT_MAX_BYTES`` in the app's config overrides it).
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
@@ -302,7 +308,7 @@ def upload_limit() -> int:
 
 def create_import(**_: Any) -> Response:
     """``POST /imports``: upload a file to import; ``202`` with the queued job."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require_importer(actor)
     limit = upload_limit()
     if request.content_length is not None and request.content_length > limit:
@@ -324,7 +330,7 @@ def create_import(**_: Any) -> Response:
         found = session.get(ImportJob, job_id)
         body = ImportJobOut().dump(found)
     location = url_for("crm_api.imports_get", job_id=job_id)
-    return _json(body, status=202, headers={"Location": location})
+    return json_response(body, status=202, headers={"Location": location})
 
 
 def queue_import(
@@ -415,7 +421,7 @@ def rerun_import(job_id: int, **_: Any) -> Response:
     ``404`` for a job the caller does not see, ``403`` for another user's, ``409`` when
     the job has not finished or keeps no file, ``422`` when the file does not fit ``columns``.
     """
-    crm, actor = _context()
+    crm, actor = api_context()
     with crm.session_factory() as session:
         _visible_job(session, actor, job_id)
     data = _rerun_input()
@@ -431,21 +437,21 @@ def rerun_import(job_id: int, **_: Any) -> Response:
     with crm.session_factory() as session:
         body = ImportJobOut().dump(session.get(ImportJob, new_id))
     location = url_for("crm_api.imports_get", job_id=new_id)
-    return _json(body, status=202, headers={"Location": location})
+    return json_response(body, status=202, headers={"Location": location})
 
 
 def _rerun_input() -> dict[str, Any]:
     from marshmallow import ValidationError as SchemaError
 
     try:
-        return ImportRerunIn().load(_json_body())
+        return ImportRerunIn().load(json_body())
     except SchemaError as exc:
         _invalid(exc.messages)  # type: ignore[arg-type]
 
 
 def list_imports() -> Response:
     """``GET /imports``: the import jobs the caller sees (see :func:`job_scope`), newest first."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require_importer(actor)
     limit = parse_limit(request.args.get("limit"))
     statement = (
@@ -459,20 +465,20 @@ def list_imports() -> Response:
         page = found[:limit]
         body: dict[str, Any] = {"data": ImportJobOut(many=True).dump(page), "next": None}
     if len(found) > limit:
-        body["next"] = _next_url(before_id=str(page[-1].id), limit=str(limit))
-    return _json(body)
+        body["next"] = next_page_url(before_id=str(page[-1].id), limit=str(limit))
+    return json_response(body)
 
 
 def get_import(job_id: int) -> Response:
     """``GET /imports/<id>``: status, counts and progress of one import."""
-    crm, actor = _context()
+    crm, actor = api_context()
     with crm.session_factory() as session:
-        return _json(ImportJobOut().dump(_visible_job(session, actor, job_id)))
+        return json_response(ImportJobOut().dump(_visible_job(session, actor, job_id)))
 
 
 def list_rejections(job_id: int) -> Response:
     """``GET /imports/<id>/rejections``: the refused rows, in file order, keyset-paginated."""
-    crm, actor = _context()
+    crm, actor = api_context()
     limit = parse_limit(request.args.get("limit"))
     after_id = _int_arg("after_id")
     with crm.session_factory() as session:
@@ -481,13 +487,13 @@ def list_rejections(job_id: int) -> Response:
         page = found[:limit]
         body: dict[str, Any] = {"data": ImportRejectionOut(many=True).dump(page), "next": None}
     if len(found) > limit:
-        body["next"] = _next_url(after_id=str(page[-1].id), limit=str(limit))
-    return _json(body)
+        body["next"] = next_page_url(after_id=str(page[-1].id), limit=str(limit))
+    return json_response(body)
 
 
 def report(job_id: int) -> Response:
     """``GET /imports/<id>/report.csv``: every refused row as CSV, streamed."""
-    crm, actor = _context()
+    crm, actor = api_context()
     with crm.session_factory() as session:
         job = _visible_job(session, actor, job_id)
         return report_response(crm, job)
@@ -512,7 +518,7 @@ def _mapping_input() -> dict[str, Any]:
     from marshmallow import ValidationError as SchemaError
 
     try:
-        return ImportMappingIn().load(_json_body())
+        return ImportMappingIn().load(json_body())
     except SchemaError as exc:
         _invalid(exc.messages)  # type: ignore[arg-type]
 
@@ -538,7 +544,7 @@ def _save(actor: Any, data: dict[str, Any], existing_id: int | None = None) -> R
         _invalid(exc.messages)
     status = 200 if existing_id is not None else 201
     headers = {"Location": url_for("crm_api.import_mappings_get", mapping_id=body["id"])}
-    return _json(body, status=status, headers=headers)
+    return json_response(body, status=status, headers=headers)
 
 
 def mapping_name_taken(
@@ -553,7 +559,7 @@ def mapping_name_taken(
 
 def list_mappings() -> Response:
     """``GET /import-mappings``: the saved mappings the caller sees, by name."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require_importer(actor)
     with crm.session_factory() as session:
         found = list(
@@ -561,12 +567,12 @@ def list_mappings() -> Response:
                 select(ImportMapping).where(mapping_scope(actor)).order_by(ImportMapping.name)
             )
         )
-        return _json({"data": ImportMappingOut(many=True).dump(found), "next": None})
+        return json_response({"data": ImportMappingOut(many=True).dump(found), "next": None})
 
 
 def create_mapping(**_: Any) -> Response:
     """``POST /import-mappings``: save a mapping (``<entity>.edit``)."""
-    _crm, actor = _context()
+    _crm, actor = api_context()
     require_importer(actor)
     return _save(actor, _mapping_input())
 
@@ -586,14 +592,14 @@ def _mapping(session: Any, actor: Any, mapping_id: int) -> ImportMapping:
 
 def get_mapping(mapping_id: int) -> Response:
     """``GET /import-mappings/<id>``."""
-    crm, actor = _context()
+    crm, actor = api_context()
     with crm.session_factory() as session:
-        return _json(ImportMappingOut().dump(_mapping(session, actor, mapping_id)))
+        return json_response(ImportMappingOut().dump(_mapping(session, actor, mapping_id)))
 
 
 def put_mapping(mapping_id: int, **_: Any) -> Response:
     """``PUT /import-mappings/<id>``: replace a mapping (``<entity>.edit``)."""
-    crm, actor = _context()
+    crm, actor = api_context()
     with crm.session_factory() as session:
         _mapping(session, actor, mapping_id)
     return _save(actor, _mapping_input(), mapping_id)
@@ -601,7 +607,7 @@ def put_mapping(mapping_id: int, **_: Any) -> Response:
 
 def delete_mapping(mapping_id: int, **_: Any) -> Response:
     """``DELETE /import-mappings/<id>`` (``<entity>.edit``): ``204``."""
-    crm, actor = _context()
+    crm, actor = api_context()
     with crm.unit_of_work(actor=actor, source="api") as uow:
         found = _mapping(uow.session, actor, mapping_id)
         require(actor, f"{entity_name(found.entity)}.edit")

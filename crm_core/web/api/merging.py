@@ -27,13 +27,13 @@ from crm_core.web.api.pagination import parse_limit
 from crm_core.web.api.problems import ApiProblem
 from crm_core.web.api.resource import (
     ApiResource,
-    _check_precondition,
-    _context,
-    _etag,
-    _if_match,
-    _json,
-    _json_body,
+    api_context,
+    check_precondition,
+    if_match_version,
+    json_body,
+    json_response,
 )
+from crm_core.web.api.resource import etag as etag_of
 
 #: The most suggestions one request returns.
 MAX_SUGGESTIONS = 50
@@ -110,7 +110,7 @@ def register(blueprint: Blueprint) -> None:
 
 def suggestions(kind: _Mergeable, record_id: str) -> Response:
     """``GET /<plural>/<id>/duplicates``: records that are probably the same, best first."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, f"{kind.entity}.view")
     raw = request.args.get("limit")
     limit = parse_limit(raw if raw not in (None, "") else "10")
@@ -125,19 +125,19 @@ def suggestions(kind: _Mergeable, record_id: str) -> Response:
         {**summary, "record": record}
         for summary, record in zip(_DUPLICATES.dump(found), records, strict=True)
     ]
-    return _json({"data": data})
+    return json_response({"data": data})
 
 
 def merge(kind: _Mergeable, record_id: str) -> Response:
     """``POST /<plural>/<id>/merge``: merge duplicates into the record (``<entity>.merge``)."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, f"{kind.entity}.merge")
     ident = _record_id(kind, record_id)
-    expected = _if_match()
-    body = _json_body()
+    expected = if_match_version()
+    body = json_body()
     with crm.unit_of_work(actor=actor, source="api") as uow:
         record = kind.service.get(uow, ident)
-        _check_precondition(record, expected)
+        check_precondition(record, expected)
         try:
             wanted = _MERGE_IN.load(body)
         except SchemaError as exc:
@@ -155,13 +155,13 @@ def merge(kind: _Mergeable, record_id: str) -> Response:
                 f"crm_api.{kind.plural}_merge_undo", record_id=survivor.id, merge_id=merge_id
             ),
         }
-        etag = _etag(survivor)
-    return _json(result, headers={"ETag": etag})
+        etag = etag_of(survivor)
+    return json_response(result, headers={"ETag": etag})
 
 
 def undo(kind: _Mergeable, record_id: str, merge_id: str) -> Response:
     """``POST /<plural>/<id>/merges/<merge_id>/undo``: undo a merge into the record."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, f"{kind.entity}.merge")
     ident = _record_id(kind, record_id)
     with crm.unit_of_work(actor=actor, source="api") as uow:
@@ -177,8 +177,8 @@ def undo(kind: _Mergeable, record_id: str, merge_id: str) -> Response:
             "survivor": resource._dump(crm, undone.survivor),
             "restored": resource._dump(crm, undone.restored, many=True),
         }
-        etag = _etag(undone.survivor)
-    return _json(result, headers={"ETag": etag})
+        etag = etag_of(undone.survivor)
+    return json_response(result, headers={"ETag": etag})
 
 
 def _bind(view: Callable[..., Response], kind: _Mergeable) -> Callable[..., Response]:

@@ -16,23 +16,30 @@ page).
 Endpoints that are not ApiResources can still appear: register a contributor with
 :func:`add_openapi_contributor`; it gets the :class:`apispec.APISpec` while the
 document is built and may add paths and components (:func:`problem_responses` and
-:func:`problem_response_ref` give it the shared error responses).
+:func:`problem_response_ref` give it the shared error responses; :func:`schema_ref`,
+:func:`input_ref`, :func:`resource_ref` and :func:`page_of` its bodies).
+
+Field types: exact decimals sent as strings (``fields.Decimal(as_string=True)``) are
+``type: string``, ``format: decimal``, with a pattern of their decimal places and their
+bounds, as strings, in the description (:class:`_CrmConverter`); crm-core's own field
+types (tags, email addresses, phone numbers...) say what they accept.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from apispec import APISpec
-from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
 from apispec.ext.marshmallow.common import resolve_schema_cls
 from flask import Blueprint, Flask, Response, current_app, json, render_template
 from markupsafe import Markup, escape
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 from sqlalchemy import inspect as sql_inspect
 
 from crm_core.ids import MAX_ID
@@ -54,6 +61,9 @@ from crm_core.web.api.resource import ApiResource
 #: Per document being built: the component names of resources and of contributed schemas.
 _RESOURCE_COMPONENTS: WeakKeyDictionary[APISpec, dict[str, str]] = WeakKeyDictionary()
 _SCHEMA_NAMES: WeakKeyDictionary[APISpec, dict[type[Schema], str]] = WeakKeyDictionary()
+_INPUT_NAMES: WeakKeyDictionary[APISpec, dict[tuple[type[Schema], bool], str]] = (
+    WeakKeyDictionary()
+)
 
 OPENAPI_VERSION = "3.1.0"
 EXTENSION_KEY = "crm_openapi"
@@ -142,6 +152,40 @@ def schema_ref(
     return _ref(names[schema_class])
 
 
+def input_ref(
+    spec: APISpec, schema_class: type[Schema], name: str | None = None, *, partial: bool = False
+) -> dict[str, str]:
+    """A ``$ref`` to what a write accepts of ``schema_class``, as an ApiResource's body:
+    ``<name>Input`` (what ``POST`` accepts: its required fields required) or, ``partial``,
+    ``<name>Patch`` (what ``PATCH`` accepts: nothing required); both without its
+    read-only fields and refusing unknown ones.
+
+    Added on first use; ``name`` as in :func:`schema_ref` (a number is appended to one
+    taken already). For the write routes of a plugin's own that load with a schema.
+    """
+    names = _INPUT_NAMES.setdefault(spec, {})
+    key = (schema_class, partial)
+    if key not in names:
+        suffix = "Patch" if partial else "Input"
+        base = _component_name(name or schema_class.__name__.removesuffix("Out"))
+        base = base.removesuffix("Schema") or "Object"
+        candidate, counter = f"{base}{suffix}", 1
+        while candidate in spec.components.schemas:
+            counter += 1
+            candidate = f"{base}{counter}{suffix}"
+        plugin = next(p for p in spec.plugins if isinstance(p, MarshmallowPlugin))
+        assert plugin.converter is not None
+        what = (
+            f"A partial change to a {base}: only the fields to change."
+            if partial else f"A new {base}: what `POST` accepts."
+        )
+        spec.components.schema(
+            candidate, component=_input_schema(plugin.converter, schema_class, partial, what)
+        )
+        names[key] = candidate
+    return _ref(names[key])
+
+
 def resource_ref(spec: APISpec, resource_name: str) -> dict[str, str]:
     """A ``$ref`` to the record component of the API resource named ``resource_name``."""
     return _ref(_RESOURCE_COMPONENTS[spec][resource_name])
@@ -186,12 +230,42 @@ def build_openapi(app: Flask) -> dict[str, Any]:
 # -- the builder -------------------------------------------------------------------------------
 
 
+class _CrmConverter(OpenAPIConverter):
+    """apispec's field converter, describing exact decimals sent as strings as strings.
+
+    apispec calls every ``fields.Decimal`` a number, and writes the bounds of one with
+    ``as_string=True`` as strings (``"maximum": "99.00"``), which OpenAPI 3.1 refuses.
+    Such a field is ``type: string`` with ``format: decimal`` here; its pattern and
+    bounds come from :func:`_decimal_notes`.
+    """
+
+    def field2type_and_format(self, field: fields.Field, **kwargs: Any) -> dict[str, Any]:
+        """``string``/``decimal`` for a decimal sent as a string, else apispec's mapping."""
+        if _is_decimal_string(field):
+            return {"type": "string", "format": "decimal"}
+        return super().field2type_and_format(field, **kwargs)  # type: ignore[no-any-return]
+
+    def field2range(self, field: fields.Field, ret: dict[str, Any]) -> dict[str, Any]:
+        """No ``minimum``/``maximum`` for a decimal string (its description gives them);
+        a decimal sent as a number gets numbers as bounds."""
+        if _is_decimal_string(field):
+            return {}
+        bounds: dict[str, Any] = super().field2range(field, ret)
+        return {key: _json_number(value) for key, value in bounds.items()}
+
+
+class _CrmMarshmallowPlugin(MarshmallowPlugin):
+    """apispec's marshmallow plugin with :class:`_CrmConverter`."""
+
+    Converter = _CrmConverter
+
+
 class _Builder:
     """Turns ApiResources into paths and components of one :class:`APISpec`."""
 
     def __init__(self, crm: Any, cookie_name: str) -> None:
         self.crm = crm
-        self.marshmallow = MarshmallowPlugin(schema_name_resolver=self._schema_name)
+        self.marshmallow = _CrmMarshmallowPlugin(schema_name_resolver=self._schema_name)
         self.spec = APISpec(
             title="crm-core API",
             version=__version__,
@@ -331,7 +405,6 @@ class _Builder:
         assert converter is not None
         declared = schema_class().fields
         load_only = [key for key, field in declared.items() if field.load_only]
-        dump_only = [key for key, field in declared.items() if field.dump_only]
 
         output = converter.schema2jsonschema(schema_class(exclude=load_only))
         # What was stored passed validation once; a response shows it as it is, and
@@ -352,14 +425,11 @@ class _Builder:
             output["description"] = doc
         self.spec.components.schema(name, component=output)
 
-        creating = converter.schema2jsonschema(schema_class(exclude=dump_only))
-        creating["description"] = f"A new {name}: what `POST` accepts."
-        self.spec.components.schema(f"{name}Input", component=creating)
-
-        patch = converter.schema2jsonschema(schema_class(exclude=dump_only, partial=True))
-        patch.pop("required", None)
-        patch["description"] = f"A partial change to a {name}: only the fields to change."
-        self.spec.components.schema(f"{name}Patch", component=patch)
+        self.spec.components.schema(f"{name}Input", component=_input_schema(
+            converter, schema_class, False, f"A new {name}: what `POST` accepts."))
+        self.spec.components.schema(f"{name}Patch", component=_input_schema(
+            converter, schema_class, True,
+            f"A partial change to a {name}: only the fields to change."))
 
         self.spec.components.schema(
             f"{name}Page",
@@ -667,6 +737,20 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+def _input_schema(
+    converter: Any, schema_class: type[Schema], partial: bool, description: str
+) -> dict[str, Any]:
+    """``schema_class`` as a write's body: no read-only fields; ``partial``: none required."""
+    dump_only = [key for key, field in schema_class().fields.items() if field.dump_only]
+    body: dict[str, Any] = converter.schema2jsonschema(
+        schema_class(exclude=dump_only, partial=partial)
+    )
+    if partial:
+        body.pop("required", None)
+    body["description"] = description
+    return body
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -681,6 +765,8 @@ def _first_line(doc: str | None) -> str:
 
 def _crm_field_notes(self: Any, field: fields.Field, **kwargs: Any) -> dict[str, Any]:
     """Explain what crm-core's input field types accept beyond their JSON type."""
+    if _is_decimal_string(field):
+        return _decimal_notes(field)
     notes = {
         Tags: "A list of tags (a comma-separated string is accepted too); stored stripped, "
         "without duplicates, sorted.",
@@ -698,6 +784,58 @@ def _crm_field_notes(self: Any, field: fields.Field, **kwargs: Any) -> dict[str,
     if isinstance(field, Text) and type(field).__name__ in ("Text", "RequiredText"):
         return {"description": "Text; leading and trailing spaces are removed."}
     return {}
+
+
+def _json_number(value: Any) -> Any:
+    """A :class:`~decimal.Decimal` bound as the JSON number it stands for."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def _is_decimal_string(field: fields.Field) -> bool:
+    return isinstance(field, fields.Decimal) and bool(field.as_string)
+
+
+def _decimal_notes(field: fields.Decimal) -> dict[str, Any]:
+    """The pattern and description of an exact decimal sent as a string: its decimal
+    places and its bounds, written as the API writes values (strings)."""
+    quantum = field.places  # Decimal("0.01") for places=2
+    places = None if quantum is None else max(0, -int(quantum.as_tuple().exponent))
+    example = f"{Decimal('12.5'):.{1 if places is None else places}f}"
+    if places is None:
+        note = f'An exact decimal number as a string (`"{example}"`).'
+    else:
+        note = f'An exact decimal number as a string with {places} decimal places (`"{example}"`).'
+    bounds = _decimal_bounds(field)
+    if bounds:
+        note = f"{note[:-1]}; {bounds}."
+    own = field.metadata.get("description")
+    notes: dict[str, Any] = {"description": f"{own.rstrip()} {note}" if own else note}
+    if places is not None:
+        notes["pattern"] = rf"^-?[0-9]+(\.[0-9]{{1,{places}}})?$" if places else r"^-?[0-9]+$"
+    return notes
+
+
+def _decimal_bounds(field: fields.Decimal) -> str:
+    """``from "0.00" to "99.00"``, ``at least "0.00"``...: the field's ranges, as strings."""
+    ranges = [v for v in field.validators if isinstance(v, validate.Range)]
+    lows = [(v.min, v.min_inclusive) for v in ranges if v.min is not None]
+    highs = [(v.max, v.max_inclusive) for v in ranges if v.max is not None]
+    low = max(lows, key=lambda bound: (bound[0], not bound[1])) if lows else None
+    high = min(highs, key=lambda bound: (bound[0], bound[1])) if highs else None
+
+    def shown(value: Any) -> str:
+        return f'`"{field._serialize(value, None, None)}"`'
+
+    if low and high and low[1] and high[1]:
+        return f"from {shown(low[0])} to {shown(high[0])}"
+    parts = []
+    if low:
+        parts.append(f"{'at least' if low[1] else 'more than'} {shown(low[0])}")
+    if high:
+        parts.append(f"{'at most' if high[1] else 'less than'} {shown(high[0])}")
+    return " and ".join(parts)
 
 
 def _column_nullability(model: Any) -> dict[str, bool]:

@@ -51,7 +51,10 @@ def in_int_range(value: int, bounds: tuple[int, int] = INT64) -> int:
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where the previous page ended: the sort key, its direction, and the last row's values."""
+    """Where the previous page ended: the sort key, its direction, and the last row's values.
+
+    A value is a number, text, a date or an aware datetime (sent as ISO 8601).
+    """
 
     sort: str
     descending: bool
@@ -60,7 +63,7 @@ class Cursor:
 
     def encode(self) -> str:
         """An opaque, URL-safe token for the ``cursor`` parameter."""
-        value = self.value.isoformat() if isinstance(self.value, dt.datetime) else self.value
+        value = self.value.isoformat() if isinstance(self.value, dt.date) else self.value
         raw = json.dumps([self.sort, self.descending, value, self.id], separators=(",", ":"))
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -90,6 +93,8 @@ class Cursor:
                 if value.tzinfo is None:
                     raise ValueError("naive datetime")
                 value.astimezone(dt.UTC)  # OverflowError at the edges of time
+            elif python_type is dt.date:
+                value = dt.date.fromisoformat(value)
             elif not isinstance(value, python_type) or (
                 isinstance(value, bool) and python_type is not bool
             ):

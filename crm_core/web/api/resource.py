@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from flask import Blueprint, Response, current_app, json, request, url_for
 from marshmallow import Schema
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 #: A filter turns a query parameter's text into a WHERE clause.
 FilterFn = Callable[[str], ColumnElement[bool]]
+_Row = TypeVar("_Row")
 
 
 @dataclass
@@ -101,72 +102,60 @@ class ApiResource:
 
     def list_view(self) -> Response:
         """``GET /<name>``: a page of records, newest cursor in ``next``."""
-        crm, actor = _context()
+        crm, actor = api_context()
         require(actor, f"{self.permission}.view")
         _check_query()
         sort, descending = self._sort()
         column = self.sorts[sort]
         limit = parse_limit(request.args.get("limit"))
         statement = select(self.model).where(self.visible_to(actor), *self._filters())
-        cursor_token = request.args.get("cursor")
-        if cursor_token:
-            cursor = Cursor.decode(
-                cursor_token,
-                sort=sort,
-                descending=descending,
-                python_type=_python_type(column),
-                value_bounds=int_bounds(column),
-                id_bounds=int_bounds(self.model.id),
-            )
+        cursor = cursor_arg(sort, column, self.model.id, descending=descending)
+        if cursor is not None:
             statement = statement.where(after(cursor, column, self.model.id))
         statement = ordered(statement, column, self.model.id, descending).limit(limit + 1)
         with crm.session_factory() as session:
             records = list(session.scalars(statement))
-            page = records[:limit]
+            page, next_url = keyset_page(records, limit, lambda last: Cursor(
+                sort, descending, getattr(last, column.key), last.id))
             data = self._dump(crm, page, many=True)
-        next_url = None
-        if len(records) > limit:
-            last = page[-1]
-            token = Cursor(sort, descending, getattr(last, column.key), last.id).encode()
-            next_url = _next_url(cursor=token, limit=str(limit))
-        return _json({"data": data, "next": next_url})
+        return json_response({"data": data, "next": next_url})
 
     def get_view(self, record_id: str) -> Response:
         """``GET /<name>/<id>``: one record, with its version as ``ETag``."""
-        crm, actor = _context()
+        crm, actor = api_context()
         ident = self._record_id(record_id)
         with crm.unit_of_work(actor=actor, source="api", write=False) as uow:
             record = self.service.get(uow, ident)
-            etag = _etag(record)
-            if request.if_none_match.contains_weak(etag.strip('"')):
-                return Response(status=304, headers={"ETag": etag})
+            tag = etag(record)
+            if request.if_none_match.contains_weak(tag.strip('"')):
+                return Response(status=304, headers={"ETag": tag})
             body = self._dump(crm, record)
-        return _json(body, headers={"ETag": etag})
+        return json_response(body, headers={"ETag": tag})
 
     def create_view(self) -> Response:
         """``POST /<name>``: validate and create; ``201`` with ``Location`` and ``ETag``."""
-        crm, actor = _context()
-        data = _json_body(self.model)
+        crm, actor = api_context()
+        data = json_body(self.model)
         with crm.unit_of_work(actor=actor, source="api") as uow:
             record = self.service.create(uow, data)
             body = self._dump(crm, record)
             location = url_for(f"{request.blueprint}.{self.name}_get", record_id=record.id)
-            etag = _etag(record)
-        return _json(body, status=201, headers={"Location": location, "ETag": etag})
+            tag = etag(record)
+        return json_response(body, status=201, headers={"Location": location, "ETag": tag})
 
     def update_view(self, record_id: str) -> Response:
         """``PATCH /<name>/<id>``: a partial update; ``If-Match`` must name the current version."""
-        crm, actor = _context()
+        crm, actor = api_context()
         ident = self._record_id(record_id)
-        data = _json_body(self.model)
-        expected = _if_match()
+        data = json_body(self.model)
+        expected = if_match_version()
         with crm.unit_of_work(actor=actor, source="api") as uow:
             record = self.service.get(uow, ident)
-            _check_precondition(record, expected)
+            check_precondition(record, expected)
             record = self.service.update(uow, record.id, data, expected_version=expected)
             body = self._dump(crm, record)
-            etag = _etag(record)
-        return _json(body, headers={"ETag": etag})
+            tag = etag(record)
+        return json_response(body, headers={"ETag": tag})
 
     def archive_view(self, record_id: str) -> Response:
         """``DELETE /<name>/<id>``: archive (records keep their history); ``If-Match`` needed."""
@@ -177,15 +166,15 @@ class ApiResource:
         return self._state_change(record_id, "restore")
 
     def _state_change(self, record_id: str, action: str) -> Response:
-        crm, actor = _context()
+        crm, actor = api_context()
         ident = self._record_id(record_id)
-        expected = _if_match()
+        expected = if_match_version()
         with crm.unit_of_work(actor=actor, source="api") as uow:
             record = self.service.get(uow, ident)
-            _check_precondition(record, expected)
+            check_precondition(record, expected)
             record = getattr(self.service, action)(uow, record.id, expected_version=expected)
-            etag = _etag(record)
-        return Response(status=204, headers={"ETag": etag})
+            tag = etag(record)
+        return Response(status=204, headers={"ETag": tag})
 
     def history_view(self, record_id: str) -> Response:
         """``GET /<name>/<id>/history``: the record's changes, newest first.
@@ -194,7 +183,7 @@ class ApiResource:
         """
         from crm_core.history import history
 
-        crm, actor = _context()
+        crm, actor = api_context()
         require(actor, f"{self.permission}.view")
         require(actor, "audit.view")
         ident = self._record_id(record_id)
@@ -208,16 +197,14 @@ class ApiResource:
         data = HistoryEntryOut(many=True).dump(page.entries)
         next_url = None
         if page.next_before_id is not None:
-            next_url = _next_url(before_id=str(page.next_before_id), limit=str(limit))
-        return _json({"data": data, "next": next_url})
+            next_url = next_page_url(before_id=str(page.next_before_id), limit=str(limit))
+        return json_response({"data": data, "next": next_url})
 
     # -- helpers ------------------------------------------------------------------------
 
     def _record_id(self, raw: str) -> int:
         """The id in the URL; one that cannot be a row's id is a 404, like a missing row."""
-        if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= int_bounds(self.model.id)[1]:
-            return int(raw)
-        raise ApiProblem(404, "Not found", f"No {self.entity} {raw!r}.", kind="not-found")
+        return path_id(raw, self.entity, self.model.id)
 
     def _sort(self) -> tuple[str, bool]:
         raw = request.args.get("sort", self.default_sort)
@@ -289,9 +276,14 @@ def _dumper(schema_class: type[Schema], many: bool) -> Schema:
     return schema_class(many=many)
 
 # -- request helpers ----------------------------------------------------------------------
+#
+# Public (exported by ``crm_core.web.api``) for plugins' own routes under ``/api/v1``, so
+# they answer like the resources: ``api_context``, ``path_id``, ``json_body``,
+# ``json_response``, ``cursor_arg``, ``keyset_page``, ``next_page_url``,
+# ``if_match_version``, ``check_precondition`` and ``etag``.
 
 
-def _context() -> tuple[CRM, Any]:
+def api_context() -> tuple[CRM, Any]:
     """The CRM and the authenticated actor; anonymous requests get a 401 problem."""
     from crm_core.web.auth import current_actor
 
@@ -314,10 +306,50 @@ def _int_arg(name: str, *, bounds: tuple[int, int] = (1, MAX_ID)) -> int | None:
     return int(raw)
 
 
-def _next_url(**changed: str) -> str:
+def path_id(raw: str, entity: str, column: Any = None) -> int:
+    """The id in the URL as a whole number; one that cannot name a row of ``column`` (an
+    integer id column; default: 32 bits) is a 404 problem, like a missing row."""
+    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= int_bounds(column)[1]:
+        return int(raw)
+    raise ApiProblem(404, "Not found", f"No {entity} {raw!r}.", kind="not-found")
+
+
+def next_page_url(**changed: str) -> str:
     """This request's URL with the query parameters ``changed``: a page's ``next`` link."""
     args = {**request.args.to_dict(), **changed}
     return url_for(request.endpoint or "", _external=True, **(request.view_args or {}), **args)
+
+
+def cursor_arg(
+    sort: str, column: Any, id_column: Any, *, descending: bool = False
+) -> Cursor | None:
+    """The request's ``cursor`` for a list in ``(column, id_column)`` order, ``None`` on the
+    first page; one this sort did not make is a 400 problem (see :class:`Cursor`)."""
+    token = request.args.get("cursor")
+    if not token:
+        return None
+    return Cursor.decode(
+        token,
+        sort=sort,
+        descending=descending,
+        python_type=python_type_of(column),
+        value_bounds=int_bounds(column),
+        id_bounds=int_bounds(id_column),
+    )
+
+
+def keyset_page(
+    rows: Sequence[_Row], limit: int, cursor_of: Callable[[_Row], Cursor]
+) -> tuple[list[_Row], str | None]:
+    """The page of ``rows`` (read with ``limit + 1``) and the URL of the next one.
+
+    ``cursor_of(last_row)`` is where the next page starts; the URL keeps the request's
+    other parameters. It is ``None`` when ``rows`` held no more than ``limit``.
+    """
+    page = list(rows[:limit])
+    if len(rows) <= limit:
+        return page, None
+    return page, next_page_url(cursor=cursor_of(page[-1]).encode(), limit=str(limit))
 
 
 def _check_query() -> None:
@@ -332,11 +364,14 @@ def _check_query() -> None:
         )
 
 
-def _json_body(model: Any = None) -> dict[str, Any]:
+def json_body(model: Any = None, *, optional: bool = False) -> dict[str, Any]:
     """The request's JSON object; 415 if it is not JSON, 400 if not an object.
 
     Values no column of ``model`` could store are refused with 422 (see :func:`_unstorable`).
+    ``optional``: an empty body is ``{}``.
     """
+    if optional and not request.get_data(cache=True):
+        return {}
     if not request.is_json:
         raise ApiProblem(415, "Unsupported media type", "Send a JSON object as application/json.")
     try:
@@ -399,10 +434,21 @@ def _unstorable(body: dict[str, Any], model: Any = None) -> dict[str, list[str]]
     return errors
 
 
-def _if_match() -> int:
-    """The version named by ``If-Match``; ``428`` without one, ``412`` for a bad one."""
+@overload
+def if_match_version(*, required: Literal[True] = True) -> int: ...
+
+
+@overload
+def if_match_version(*, required: bool) -> int | None: ...
+
+
+def if_match_version(*, required: bool = True) -> int | None:
+    """The version named by ``If-Match``: ``428`` without one (``None`` unless
+    ``required``), ``412`` for one that names no version."""
     raw = request.headers.get("If-Match")
     if not raw:
+        if not required:
+            return None
         raise ApiProblem(428, "Precondition required",
                          "Send If-Match with the ETag you read, so no change is overwritten.")
     value = raw.strip().removeprefix("W/").strip('"')
@@ -411,23 +457,26 @@ def _if_match() -> int:
     return int(value)
 
 
-def _check_precondition(record: Any, expected: int) -> None:
+def check_precondition(record: Any, expected: int) -> None:
     """``412`` (with the current ``ETag``) unless ``record`` is at version ``expected``."""
     if record.version != expected:
         raise ApiProblem(412, "Precondition failed",
                          f"The record is at version {record.version}, you sent {expected}: "
                          "reload it and apply your change again.",
-                         headers={"ETag": _etag(record)})
+                         headers={"ETag": etag(record)})
 
 
-def _etag(record: Any) -> str:
+def etag(record: Any) -> str:
     """A versioned record's strong ``ETag``."""
     return f'"{record.version}"'
 
 
-def _json(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """``body`` as an ``application/json`` response."""
     return Response(json.dumps(body), status=status, mimetype="application/json",
-                    headers=headers or {})
+                    headers=dict(headers or {}))
 
 
 def _python_type(column: Any) -> type:
@@ -450,9 +499,3 @@ def _coerce(column: Any, raw: str) -> Any:
         return value
     return python_type(raw)
 
-
-#: For plugins' own routes on versioned records (``POST /deals/<id>/move``...): the same
-#: ``If-Match`` rules (428, 412) and ``ETag`` as the resources' ``PATCH``.
-if_match_version = _if_match
-check_precondition = _check_precondition
-etag = _etag

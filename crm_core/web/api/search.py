@@ -14,7 +14,7 @@ from crm_core.web.api.openapi import limit_parameter, problem_responses, schema_
 from crm_core.web.api.outputs import SearchHitOut
 from crm_core.web.api.pagination import parse_limit
 from crm_core.web.api.problems import ApiProblem
-from crm_core.web.api.resource import _check_query, _context, _json
+from crm_core.web.api.resource import _check_query, api_context, json_response
 
 #: The most hits one search returns: a search box shows a few, not a list to page through.
 MAX_HITS = 50
@@ -33,7 +33,7 @@ def global_search() -> Response:
     narrows the search. Hits respect the caller's record visibility; a caller who may
     search nothing at all gets 403.
     """
-    crm, actor = _context()
+    crm, actor = api_context()
     providers = crm.registry.search_providers.values()
     if not any(p.permission is None or has_permission(actor, p.permission) for p in providers):
         raise ApiProblem(403, "Forbidden", "You may not search any kind of record.",
@@ -56,7 +56,7 @@ def global_search() -> Response:
         except ValidationError as exc:
             raise ApiProblem(400, "Bad parameter", "Unknown entity.",
                              errors={"entity": exc.messages.get("entities", [])}) from exc
-    return _json({"data": _HITS.dump(hits)})
+    return json_response({"data": _HITS.dump(hits)})
 
 
 def _limit() -> int:

@@ -13,7 +13,7 @@ from crm_core.web.api.openapi import limit_parameter, page_of, problem_responses
 from crm_core.web.api.outputs import TimelineEntryOut
 from crm_core.web.api.pagination import parse_limit
 from crm_core.web.api.problems import ApiProblem
-from crm_core.web.api.resource import _check_query, _context, _json, _next_url
+from crm_core.web.api.resource import _check_query, api_context, json_response, next_page_url
 
 _ENTRIES = TimelineEntryOut(many=True)
 
@@ -31,7 +31,7 @@ def customer_timeline(record_id: str) -> Response:
     Needs ``customer.view``; interactions show with ``interaction.view``, plugins'
     entries as each plugin decides. A customer outside the caller's visibility is a 404.
     """
-    crm, actor = _context()
+    crm, actor = api_context()
     _check_query()
     limit = parse_limit(request.args.get("limit"))
     cursor_token = request.args.get("cursor")
@@ -47,8 +47,8 @@ def customer_timeline(record_id: str) -> Response:
         )
     next_url = None
     if page.next_cursor is not None:
-        next_url = _next_url(cursor=page.next_cursor.encode(), limit=str(limit))
-    return _json({"data": _ENTRIES.dump(page.entries), "next": next_url})
+        next_url = next_page_url(cursor=page.next_cursor.encode(), limit=str(limit))
+    return json_response({"data": _ENTRIES.dump(page.entries), "next": next_url})
 
 
 def _listed(name: str) -> set[str] | None:

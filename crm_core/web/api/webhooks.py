@@ -41,16 +41,16 @@ from crm_core.web.api.openapi import (
 from crm_core.web.api.pagination import parse_limit
 from crm_core.web.api.problems import ApiProblem
 from crm_core.web.api.resource import (
-    _check_precondition,
     _check_query,
-    _context,
-    _etag,
-    _if_match,
     _int_arg,
-    _json,
-    _json_body,
-    _next_url,
+    api_context,
+    check_precondition,
+    if_match_version,
+    json_body,
+    json_response,
+    next_page_url,
 )
+from crm_core.web.api.resource import etag as etag_of
 
 #: The attempts ``GET /deliveries/{id}`` shows, newest first.
 ATTEMPTS_SHOWN = 100
@@ -295,7 +295,7 @@ def register(blueprint: Blueprint) -> None:
 
 def list_webhooks() -> Response:
     """``GET /webhooks``: every webhook by id, keyset-paginated by ``after_id``."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, ADMIN_PERMISSION)
     _check_query()
     limit = parse_limit(request.args.get("limit"))
@@ -305,63 +305,63 @@ def list_webhooks() -> Response:
         page = found[:limit]
         body: dict[str, Any] = {"data": WebhookOut(many=True).dump(page), "next": None}
     if len(found) > limit:
-        body["next"] = _next_url(after_id=str(page[-1].id), limit=str(limit))
-    return _json(body)
+        body["next"] = next_page_url(after_id=str(page[-1].id), limit=str(limit))
+    return json_response(body)
 
 
 def create_webhook() -> Response:
     """``POST /webhooks``: subscribe; ``201`` with the secret, shown this once."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, ADMIN_PERMISSION)
-    data = _json_body(Webhook)
+    data = json_body(Webhook)
     with crm.unit_of_work(actor=actor, source="api") as uow:
         hook, secret = webhooks.create(uow, data)
         body = WebhookWithSecretOut().dump({**_columns(hook), "secret": secret})
-        etag = _etag(hook)
+        etag = etag_of(hook)
         location = url_for("crm_api.webhooks_get", webhook_id=hook.id)
-    return _json(body, status=201, headers={"Location": location, "ETag": etag})
+    return json_response(body, status=201, headers={"Location": location, "ETag": etag})
 
 
 def get_webhook(webhook_id: str) -> Response:
     """``GET /webhooks/<id>``: one webhook (never its secret), its version as ``ETag``."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, ADMIN_PERMISSION)
     ident = _id(webhook_id, "webhook")
     with crm.unit_of_work(actor=actor, source="api", write=False) as uow:
         hook = webhooks.get(uow, ident)
-        etag = _etag(hook)
+        etag = etag_of(hook)
         if request.if_none_match.contains_weak(etag.strip('"')):
             return Response(status=304, headers={"ETag": etag})
         body = WebhookOut().dump(hook)
-    return _json(body, headers={"ETag": etag})
+    return json_response(body, headers={"ETag": etag})
 
 
 def update_webhook(webhook_id: str) -> Response:
     """``PATCH /webhooks/<id>``: change url, description, event_types; ``If-Match`` needed."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, ADMIN_PERMISSION)
     ident = _id(webhook_id, "webhook")
-    data = _json_body(Webhook)
-    expected = _if_match()
+    data = json_body(Webhook)
+    expected = if_match_version()
     with crm.unit_of_work(actor=actor, source="api") as uow:
         hook = webhooks.get(uow, ident)
-        _check_precondition(hook, expected)
+        check_precondition(hook, expected)
         hook = webhooks.update(uow, hook.id, data, expected_version=expected)
         body = WebhookOut().dump(hook)
-        etag = _etag(hook)
-    return _json(body, headers={"ETag": etag})
+        etag = etag_of(hook)
+    return json_response(body, headers={"ETag": etag})
 
 
 def delete_webhook(webhook_id: str) -> Response:
     """``DELETE /webhooks/<id>``: remove the subscription (``If-Match`` optional)."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, ADMIN_PERMISSION)
     ident = _id(webhook_id, "webhook")
-    expected = _optional_if_match()
+    expected = if_match_version(required=False)
     with crm.unit_of_work(actor=actor, source="api") as uow:
         hook = webhooks.get(uow, ident)
         if expected is not None:
-            _check_precondition(hook, expected)
+            check_precondition(hook, expected)
         webhooks.delete(uow, hook.id, expected_version=expected)
     return Response(status=204)
 
@@ -373,9 +373,9 @@ def enable_webhook(webhook_id: str) -> Response:
 
 def disable_webhook(webhook_id: str) -> Response:
     """``POST /webhooks/<id>/disable``: stop delivering; body ``{"reason": ...}`` optional."""
-    _crm, actor = _context()
+    _crm, actor = api_context()
     require(actor, ADMIN_PERMISSION)
-    body = load_or_refuse(DisableSchema(), _optional_body())
+    body = load_or_refuse(DisableSchema(), json_body(optional=True))
     reason = body.get("reason")
     return _state_change(
         webhook_id,
@@ -387,38 +387,38 @@ def disable_webhook(webhook_id: str) -> Response:
 
 def rotate_secret(webhook_id: str) -> Response:
     """``POST /webhooks/<id>/rotate-secret``: a new secret, in this answer only."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, ADMIN_PERMISSION)
     ident = _id(webhook_id, "webhook")
-    expected = _optional_if_match()
+    expected = if_match_version(required=False)
     with crm.unit_of_work(actor=actor, source="api") as uow:
         hook = webhooks.get(uow, ident)
         if expected is not None:
-            _check_precondition(hook, expected)
+            check_precondition(hook, expected)
         secret = webhooks.rotate_secret(uow, hook.id, expected_version=expected)
         body = WebhookWithSecretOut().dump({**_columns(hook), "secret": secret})
-        etag = _etag(hook)
-    return _json(body, headers={"ETag": etag})
+        etag = etag_of(hook)
+    return json_response(body, headers={"ETag": etag})
 
 
 def _state_change(webhook_id: str, change: Any) -> Response:
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, ADMIN_PERMISSION)
     ident = _id(webhook_id, "webhook")
-    expected = _optional_if_match()
+    expected = if_match_version(required=False)
     with crm.unit_of_work(actor=actor, source="api") as uow:
         hook = webhooks.get(uow, ident)
         if expected is not None:
-            _check_precondition(hook, expected)
+            check_precondition(hook, expected)
         hook = change(uow, hook.id, expected_version=expected)
         body = WebhookOut().dump(hook)
-        etag = _etag(hook)
-    return _json(body, headers={"ETag": etag})
+        etag = etag_of(hook)
+    return json_response(body, headers={"ETag": etag})
 
 
 def webhook_deliveries(webhook_id: str) -> Response:
     """``GET /webhooks/<id>/deliveries``: this webhook's deliveries, newest first."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, ADMIN_PERMISSION)
     ident = _id(webhook_id, "webhook")
     with crm.unit_of_work(actor=actor, source="api", write=False) as uow:
@@ -431,7 +431,7 @@ def webhook_deliveries(webhook_id: str) -> Response:
 
 def list_events() -> Response:
     """``GET /events``: outbox events newest first; filters type, entity, entity_id, status."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, ADMIN_PERMISSION)
     _check_query()
     limit = parse_limit(request.args.get("limit"))
@@ -445,19 +445,19 @@ def list_events() -> Response:
         body: dict[str, Any] = {"data": EventOut(many=True).dump(page), "next": None}
     if len(found) > limit:
         last = page[-1]
-        body["next"] = _next_url(cursor=_encode_event_cursor(last), limit=str(limit))
-    return _json(body)
+        body["next"] = next_page_url(cursor=_encode_event_cursor(last), limit=str(limit))
+    return json_response(body)
 
 
 def get_event(event_id: str) -> Response:
     """``GET /events/<id>``: one event with its deliveries."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, ADMIN_PERMISSION)
     with crm.unit_of_work(actor=actor, source="api", write=False) as uow:
         event = webhooks.get_event(uow, event_id)
         rows = [_delivery_row(d, event.type) for d in webhooks.event_deliveries(uow, event.id)]
         body = EventDetailOut().dump({**_columns(event), "deliveries": rows})
-    return _json(body)
+    return json_response(body)
 
 
 def _encode_event_cursor(event: OutboxEvent) -> str:
@@ -490,7 +490,7 @@ def _decode_event_cursor(token: str) -> tuple[dt.datetime, str]:
 
 def list_deliveries() -> Response:
     """``GET /deliveries``: deliveries newest first; filters ``status`` and ``consumer``."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, ADMIN_PERMISSION)
     with crm.unit_of_work(actor=actor, source="api", write=False) as uow:
         return _deliveries_page(uow, consumer=request.args.get("consumer"))
@@ -508,13 +508,13 @@ def _deliveries_page(uow: Any, *, consumer: str | None) -> Response:
     rows = [_delivery_row(delivery, event_type) for delivery, event_type in page]
     body: dict[str, Any] = {"data": DeliveryOut(many=True).dump(rows), "next": None}
     if len(found) > limit:
-        body["next"] = _next_url(before_id=str(page[-1][0].id), limit=str(limit))
-    return _json(body)
+        body["next"] = next_page_url(before_id=str(page[-1][0].id), limit=str(limit))
+    return json_response(body)
 
 
 def get_delivery(delivery_id: str) -> Response:
     """``GET /deliveries/<id>``: one delivery with its latest attempts."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, ADMIN_PERMISSION)
     ident = _id(delivery_id, "delivery")
     with crm.unit_of_work(actor=actor, source="api", write=False) as uow:
@@ -523,12 +523,12 @@ def get_delivery(delivery_id: str) -> Response:
         body = DeliveryDetailOut().dump(
             {**_delivery_row(delivery, event_type), "attempt_log": attempts}
         )
-    return _json(body)
+    return json_response(body)
 
 
 def replay_delivery(delivery_id: str) -> Response:
     """``POST /deliveries/<id>/replay``: a dead letter gets a fresh set of attempts."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, ADMIN_PERMISSION)
     ident = _id(delivery_id, "delivery")
     try:
@@ -538,17 +538,17 @@ def replay_delivery(delivery_id: str) -> Response:
             body = DeliveryOut().dump(_delivery_row(delivery, event_type))
     except DeliveryNotDead as exc:
         raise ApiProblem(409, "Not a dead letter", str(exc), kind="conflict") from exc
-    return _json(body)
+    return json_response(body)
 
 
 def replay_dead() -> Response:
     """``POST /deliveries/replay``: replay every dead letter, or a ``consumer``'s."""
-    crm, actor = _context()
+    crm, actor = api_context()
     require(actor, ADMIN_PERMISSION)
-    consumer = load_or_refuse(ReplaySchema(), _optional_body()).get("consumer")
+    consumer = load_or_refuse(ReplaySchema(), json_body(optional=True)).get("consumer")
     with crm.unit_of_work(actor=actor, source="api") as uow:
         replayed = webhooks.replay_dead(uow, consumer=consumer)
-    return _json({"replayed": replayed})
+    return json_response({"replayed": replayed})
 
 
 # -- helpers
@@ -569,18 +569,6 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
         message = f"Use one of: {', '.join(allowed)}."
         raise ApiProblem(400, "Bad parameter", f"{name}: {message}", errors={name: [message]})
     return value
-
-
-def _optional_if_match() -> int | None:
-    """The version ``If-Match`` names, if sent (``412`` for one that names none)."""
-    return _if_match() if request.headers.get("If-Match") else None
-
-
-def _optional_body() -> dict[str, Any]:
-    """The JSON object sent, or ``{}`` when the request has no body."""
-    if not request.get_data(cache=True):
-        return {}
-    return _json_body()
 
 
 def _columns(row: Any) -> dict[str, Any]:

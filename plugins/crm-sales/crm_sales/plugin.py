@@ -31,7 +31,7 @@ from crm_sales.models import MODELS
 from crm_sales.permissions import PERMISSIONS
 
 manifest = PluginManifest(
-    core_api=">=1.0,<2",
+    core_api=">=1.1,<2",
     description="Sales force automation: pipelines, deals, activities, products, quotes, "
     "forecasts and the funnel.",
 )

@@ -168,3 +168,10 @@ class QuotaSchema(Schema):
     starts_on = fields.Date(required=True)
     amount = _money(required=True)
     currency = fields.String(load_default="EUR", validate=_CURRENCY)
+
+
+class QuotaChangeSchema(Schema):
+    """A change to a quota: its amount or currency (whose and which period it is stay)."""
+
+    amount = _money()
+    currency = fields.String(validate=_CURRENCY)

@@ -36,7 +36,8 @@ api = Blueprint("crm_sales_api", __name__, url_prefix="/api/v1/sales")
 PARTS = ("crm_sales.parts.deals.board", "crm_sales.parts.deals.listing",
          "crm_sales.parts.deals.page", "crm_sales.parts.deals.forms",
          "crm_sales.parts.deals.slots", "crm_sales.parts.deals_io", "crm_sales.parts.reports",
-         "crm_sales.parts.catalogue", "crm_sales.parts.deals_api",
+         "crm_sales.parts.reports_api", "crm_sales.parts.catalogue",
+         "crm_sales.parts.catalogue_api", "crm_sales.parts.deals_api",
          "crm_sales.parts.pipelines", "crm_sales.parts.activities",)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from crm_core import NotFoundError, PermissionDenied, ValidationError
 from crm_core.models import AuditEntry
 from crm_core.testing import ApiClient, UiBrowser, api_token, link_of, sql_statements, ui_user
+from crm_core.web.api import Cursor
 
 PROBLEM = "application/problem+json"
 
@@ -378,3 +379,96 @@ def test_the_api_needs_the_catalogue_permissions(crm, client, seller):
     assert api.delete(f"/sales/products/{product.id}").status_code == 403
     blind = ApiClient(client, api_token(crm, make_user(crm, "blind@sales.example", [])))
     assert blind.get("/sales/products").status_code == 403
+
+
+def test_price_lists_through_the_api(crm, client, seller):
+    widget, gadget = _product(crm, seller, "W-1"), _product(crm, seller, "G-1")
+    api = ApiClient(client, api_token(crm, seller))
+    created = api.post("/sales/price-lists", json={
+        "name": "Partners", "currency": "CHF",
+        "items": [{"product_code": "w-1", "unit_price": "80"},
+                  {"product_id": gadget.id, "unit_price": "12.5"}]})
+    assert created.status_code == 201, created.get_json()
+    body = created.get_json()
+    assert created.headers["Location"].endswith(f"/api/v1/sales/price-lists/{body['id']}")
+    assert (body["name"], body["currency"], body["active"]) == ("Partners", "CHF", True)
+    assert sorted((i["product_id"], i["unit_price"]) for i in body["items"]) == sorted(
+        [(widget.id, "80.00"), (gadget.id, "12.50")])
+    assert api.get(f"/sales/price-lists/{body['id']}").get_json() == body
+    changed = api.patch(f"/sales/price-lists/{body['id']}", json={
+        "active": False, "items": [{"product_id": widget.id, "unit_price": "75"}]})
+    assert changed.status_code == 200, changed.get_json()
+    assert changed.get_json()["active"] is False
+    assert changed.get_json()["items"] == [{"product_id": widget.id, "unit_price": "75.00"}]
+    renamed = api.patch(f"/sales/price-lists/{body['id']}", json={"name": "Resellers"})
+    assert renamed.get_json()["items"] == changed.get_json()["items"]  # items untouched
+    with crm.unit_of_work(actor=seller, source="test") as uow:
+        assert catalogue.price(uow, widget.id, body["id"]).amount == Decimal("100.00")  # off
+    assert _count(crm, PriceList) == 1
+
+
+def test_the_price_list_api_names_refused_fields_and_missing_lists(crm, client, seller):
+    _product(crm, seller, "W-1")
+    api = ApiClient(client, api_token(crm, seller))
+    assert api.post("/sales/price-lists", json={"name": "Taken"}).status_code == 201
+    refused = api.post("/sales/price-lists", json={
+        "name": "taken", "currency": "euro",
+        "items": [{"product_code": "W-1", "unit_price": "-1"}, {"product_code": "NOPE",
+                                                               "unit_price": "1"}]})
+    assert refused.status_code == 422 and refused.mimetype == PROBLEM
+    errors = refused.get_json()["errors"]
+    assert set(errors) == {"currency", "items"}
+    assert set(errors["items"]) == {"0"} and set(errors["items"]["0"]) == {"unit_price"}
+    duplicate = api.post("/sales/price-lists", json={"name": "TAKEN"})
+    assert duplicate.status_code == 422 and set(duplicate.get_json()["errors"]) == {"name"}
+    unknown = api.post("/sales/price-lists", json={
+        "name": "Other", "items": [{"product_code": "NOPE", "unit_price": "1"}]})
+    assert unknown.get_json()["errors"] == {"items": {"0": {
+        "product_code": ["No such product."]}}}
+    nul = api.post("/sales/price-lists", json={"name": "N\x00"})
+    assert nul.status_code == 422 and set(nul.get_json()["errors"]) == {"name"}
+    assert api.post("/sales/price-lists", data="x").status_code == 415
+    assert api.post("/sales/price-lists", json=[1]).status_code == 400
+    for path in ("/sales/price-lists/999999", "/sales/price-lists/abc",
+                 f"/sales/price-lists/{2**40}"):
+        assert api.get(path).status_code == 404
+        missing = api.patch(path, json={"name": "X"})
+        assert missing.status_code == 404 and missing.mimetype == PROBLEM
+    assert _count(crm, PriceList) == 1
+
+
+def test_the_api_lists_price_lists_by_name_with_a_cursor(crm, client, seller):
+    for name in ("Retail", "Dealers", "Export", "Asia", "Partners"):
+        with crm.unit_of_work(actor=seller, source="test") as uow:
+            catalogue.create_price_list(uow, {"name": name})
+    api = ApiClient(client, api_token(crm, seller))
+    first = api.get("/sales/price-lists?limit=2").get_json()
+    assert [p["name"] for p in first["data"]] == ["Asia", "Dealers"]
+    assert "cursor=" in first["next"] and "limit=2" in first["next"]
+    names = [p["name"] for p in api.collect("/sales/price-lists?limit=2")]
+    assert names == ["Asia", "Dealers", "Export", "Partners", "Retail"]
+    assert api.get("/sales/price-lists?cursor=garbage").status_code == 400
+    assert api.get("/sales/price-lists?limit=0").status_code == 400
+    products_cursor = Cursor("code", False, "A", 1).encode()  # made for another list
+    wrong = api.get(f"/sales/price-lists?cursor={products_cursor}")
+    assert wrong.status_code == 400 and "cursor" in wrong.get_json()["errors"]
+
+
+def test_the_price_list_api_needs_the_catalogue_permissions(crm, client, seller):
+    from crm_core.testing import make_user
+
+    with crm.unit_of_work(actor=seller, source="test") as uow:
+        price_list = catalogue.create_price_list(uow, {"name": "Partners"})
+    rep = ApiClient(client, api_token(crm, make_user(crm, "rep@sales.example",
+                                                     ["sales.deal.view"])))
+    assert rep.get("/sales/price-lists").status_code == 200
+    assert rep.get(f"/sales/price-lists/{price_list.id}").status_code == 200
+    denied = rep.post("/sales/price-lists", json={"name": "Mine"})
+    assert denied.status_code == 403 and denied.mimetype == PROBLEM
+    assert rep.patch(f"/sales/price-lists/{price_list.id}",
+                     json={"name": "Y"}).status_code == 403
+    blind = ApiClient(client, api_token(crm, make_user(crm, "blind@sales.example", [])))
+    assert blind.get("/sales/price-lists").status_code == 403
+    assert blind.get(f"/sales/price-lists/{price_list.id}").status_code == 403
+    assert ApiClient(client, None).get("/sales/price-lists").status_code == 401
+    assert _count(crm, PriceList) == 1

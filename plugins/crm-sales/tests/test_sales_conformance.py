@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from crm_sales import hookspecs, plugin
+from crm_sales import hookspecs, plugin, web
 from crm_sales.models import MODELS
 from crm_sales.permissions import PERMISSIONS
 from sqlalchemy import inspect
@@ -69,3 +69,33 @@ def test_the_plugin_imports_only_core_and_itself():
     for path in root.rglob("*.py"):
         imported |= set(re.findall(r"^\s*(?:from|import) (crm_[a-z_]+)", path.read_text(), re.M))
     assert imported <= {"crm_core", "crm_sales"}, imported
+
+
+def test_every_api_route_of_the_plugin_is_in_the_openapi_document(app, client):
+    """Each method of each ``/api/v1`` route crm-sales adds (its blueprint's and its
+    resources') is an operation of the OpenAPI document, with its path parameters."""
+    import re
+
+    document = client.get("/api/v1/openapi.json").get_json()
+    resources = tuple(f"{resource.name}_" for resource in web.collect("api_resources"))
+    ours = [rule for rule in app.url_map.iter_rules()
+            if rule.endpoint.startswith(f"{web.api.name}.")
+            or (rule.endpoint.startswith("crm_api.")
+                and rule.endpoint.removeprefix("crm_api.").startswith(resources))]
+    assert len(ours) >= 30 and resources
+    missing = []
+    for rule in ours:
+        assert rule.rule.startswith("/api/v1/"), rule.rule
+        path = re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", rule.rule.removeprefix("/api/v1"))
+        item = document["paths"].get(path, {})
+        documented = {parameter["name"] for parameter in item.get("parameters", [])}
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            operation = item.get(method.lower())
+            if operation is None:
+                missing.append(f"{method} {rule.rule}")
+                continue
+            names = documented | {p.get("name") for p in operation.get("parameters", [])
+                                  if isinstance(p, dict)}
+            if not set(rule.arguments) <= names:
+                missing.append(f"{method} {rule.rule}: path parameters")
+    assert not missing, missing

@@ -548,6 +548,8 @@ def test_the_funnel_page_draws_the_funnel_and_the_breakdown(
     assert "75.0 %" in page and "66.7 %" in page and "16.5 days" in page
     assert "Yodel kit" in page and "No product" in page
     assert 'id="pipeline_id-errors"' in boss.get("/sales/funnel?pipeline_id=999999", status=422)
+    assert 'id="pipeline_id-errors"' in boss.get(f"/sales/funnel?pipeline_id={2**40}",
+                                                 status=422)
     ui_user(crm, "clerk@sales.example", ["sales.deal.view"])
     clerk = UiBrowser(app.test_client(), "clerk@sales.example")
     assert "sales.report.view" in clerk.get("/sales/funnel", status=403)
@@ -660,6 +662,7 @@ def test_the_funnel_api(crm: Any, client: Any, funnel_deals: World) -> None:
     assert [row["name"] for row in body["breakdown"]] == ["anna", "bob"]
     for query, status, field in (("pipeline_id=abc", 400, "pipeline_id"),
                                  ("pipeline_id=999999", 422, "pipeline_id"),
+                                 (f"pipeline_id={2**40}", 400, "pipeline_id"),
                                  ("by=colour", 400, "by")):
         refused = api.get(f"/sales/funnel?{query}")
         assert refused.status_code == status and field in refused.get_json()["errors"]
@@ -686,3 +689,127 @@ def test_the_dashboard_widget_shows_the_users_month(crm: Any, client: Any, world
     widget = page[page.index("widget-sales-forecast"):]
     assert "800.00" in widget and "1,200.00" in widget and "4,000.00" in widget
     assert "0.0 %" in widget and "99,999" not in widget
+
+
+# -- quotas through the API ------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_api(crm: Any, client: Any) -> ApiClient:
+    """The API as a sales administrator (who sets quotas)."""
+    return ApiClient(client, api_token(crm, make_user(crm, "quotas@sales.example",
+                                                      ["sales.admin"])))
+
+
+def test_quotas_through_the_api(crm: Any, admin_api: ApiClient, world: World) -> None:
+    created = admin_api.post("/sales/quotas", json={
+        "owner_id": world.anna.id, "starts_on": "2026-04-01", "amount": "5000"})
+    assert created.status_code == 201, created.get_json()
+    body = created.get_json()
+    assert created.headers["Location"].endswith(f"/api/v1/sales/quotas/{body['id']}")
+    assert body == {"id": body["id"], "owner_id": world.anna.id, "team_id": None,
+                    "period": "month", "starts_on": "2026-04-01", "amount": "5000.00",
+                    "currency": "EUR"}
+    assert admin_api.get(f"/sales/quotas/{body['id']}").get_json() == body
+    replaced = admin_api.post("/sales/quotas", json={
+        "owner_id": world.anna.id, "starts_on": "2026-04-01", "amount": "6000"})
+    assert replaced.status_code == 200 and replaced.get_json()["id"] == body["id"]
+    changed = admin_api.patch(f"/sales/quotas/{body['id']}", json={"currency": "SEK"})
+    assert changed.status_code == 200, changed.get_json()
+    assert (changed.get_json()["amount"], changed.get_json()["currency"]) == ("6000.00", "SEK")
+    bob = ApiClient(admin_api.client, api_token(crm, world.bob))  # reports, visibility "own"
+    assert bob.get("/sales/quotas").get_json()["data"] == []  # Anna's: not Bob's to see
+    assert bob.get(f"/sales/quotas/{body['id']}").status_code == 404
+    anna = ApiClient(admin_api.client, api_token(crm, world.anna))
+    assert [q["id"] for q in anna.get("/sales/quotas").get_json()["data"]] == [body["id"]]
+    assert anna.patch(f"/sales/quotas/{body['id']}", json={"amount": "1"}).status_code == 403
+    assert admin_api.delete(f"/sales/quotas/{body['id']}").status_code == 204
+    assert admin_api.get(f"/sales/quotas/{body['id']}").status_code == 404
+    with crm.session_factory() as session:
+        actions = list(session.scalars(select(AuditEntry.action).where(
+            AuditEntry.entity == "quota", AuditEntry.source == "api").order_by(AuditEntry.id)))
+    assert actions == ["created", "updated", "updated", "deleted"]
+
+
+def test_the_quota_api_names_refused_fields(crm: Any, admin_api: ApiClient, world: World) -> None:
+    for data, fields in [
+        ({"owner_id": world.anna.id, "starts_on": "2026-04-15", "amount": "1"}, {"starts_on"}),
+        ({"team_id": world.north, "period": "year", "starts_on": "2026-04-01", "amount": "-1"},
+         {"period", "amount"}),
+        ({"starts_on": "2026-04-01", "amount": "1"}, {"owner_id", "team_id"}),
+        ({"owner_id": 2**40, "starts_on": "2026-04-01", "amount": "1"}, {"owner_id"}),
+        ({"owner_id": world.anna.id, "starts_on": "2026-04-01", "amount": "1", "x": 1}, {"x"}),
+    ]:
+        refused = admin_api.post("/sales/quotas", json=data)
+        assert refused.status_code == 422, (data, refused.get_json())
+        assert refused.mimetype == "application/problem+json"
+        assert set(refused.get_json()["errors"]) == fields, data
+    quota = admin_api.post("/sales/quotas", json={
+        "team_id": world.north, "period": "quarter", "starts_on": "2026-07-01",
+        "amount": "900"}).get_json()
+    for data, fields in [({"owner_id": world.anna.id, "starts_on": "2026-10-01"},
+                          {"owner_id", "starts_on"}),
+                         ({"amount": "lots", "currency": "euro"}, {"amount", "currency"}),
+                         ({"id": 7}, {"id"})]:
+        refused = admin_api.patch(f"/sales/quotas/{quota['id']}", json=data)
+        assert refused.status_code == 422 and set(refused.get_json()["errors"]) == fields, data
+    assert admin_api.get(f"/sales/quotas/{quota['id']}").get_json() == quota  # unchanged
+    for path in ("/sales/quotas/999999", "/sales/quotas/abc", f"/sales/quotas/{2**40}"):
+        assert admin_api.get(path).status_code == 404
+        assert admin_api.patch(path, json={"amount": "1"}).status_code == 404
+        assert admin_api.delete(path).status_code == 404
+    assert admin_api.post("/sales/quotas", data="x").status_code == 415
+
+
+def test_the_quota_api_pages_latest_period_first(
+    crm: Any, admin_api: ApiClient, world: World
+) -> None:
+    made = []
+    for owner, period, day in [(world.anna, "month", "2026-01-01"),
+                               (world.bob, "month", "2026-03-01"),
+                               (world.anna, "month", "2026-03-01"),
+                               (world.carl, "quarter", "2026-04-01"),
+                               (world.dora, "month", "2025-12-01")]:
+        made.append(admin_api.post("/sales/quotas", json={
+            "owner_id": owner.id, "period": period, "starts_on": day, "amount": "10"}
+        ).get_json())
+    first = admin_api.get("/sales/quotas?limit=2").get_json()
+    assert [q["starts_on"] for q in first["data"]] == ["2026-04-01", "2026-03-01"]
+    every = admin_api.collect("/sales/quotas?limit=2")
+    assert [q["id"] for q in every] == [made[i]["id"] for i in (3, 2, 1, 0, 4)]
+    months = admin_api.collect("/sales/quotas?limit=1&period=month")
+    assert [q["starts_on"] for q in months] == [
+        "2026-03-01", "2026-03-01", "2026-01-01", "2025-12-01"]
+    assert admin_api.get("/sales/quotas?period=year").status_code == 400
+    assert admin_api.get("/sales/quotas?cursor=garbage").status_code == 400
+
+
+def test_the_quota_api_reads_for_report_readers_and_writes_for_the_sales_admin(
+    crm: Any, client: Any, world: World
+) -> None:
+    with crm.unit_of_work(source="test") as uow:
+        quota = Quota(owner_id=world.anna.id, period="month", starts_on=_day("2026-01-01"),
+                      amount=D("10"), currency="EUR")
+        uow.session.add(quota)
+    # Report readers see quotas in the forecast, and read them here; setting them is the
+    # sales admin's, as on the quota page. Without either permission: nothing.
+    reader = ApiClient(client, api_token(crm, make_user(crm, "reader@sales.example",
+                                                        REPORTS)))
+    clerk = ApiClient(client, api_token(crm, make_user(crm, "clerk@sales.example",
+                                                       ["sales.deal.view"])))
+    assert [q["id"] for q in reader.get("/sales/quotas").get_json()["data"]] == [quota.id]
+    assert reader.get(f"/sales/quotas/{quota.id}").get_json()["amount"] == "10.00"
+    for method, path, data, caller in [
+        ("GET", "/sales/quotas", None, clerk),
+        ("GET", f"/sales/quotas/{quota.id}", None, clerk),
+        ("POST", "/sales/quotas", {"owner_id": world.anna.id, "starts_on": "2026-02-01",
+                                   "amount": "1"}, reader),
+        ("PATCH", f"/sales/quotas/{quota.id}", {"amount": "1"}, reader),
+        ("DELETE", f"/sales/quotas/{quota.id}", None, reader),
+    ]:
+        denied = caller(method, path, json=data)
+        assert denied.status_code == 403, (method, path)
+        assert denied.mimetype == "application/problem+json"
+        assert ApiClient(client, None)(method, path, json=data).status_code == 401
+    with crm.session_factory() as session:
+        assert session.scalars(select(Quota.amount)).all() == [D("10.00")]

@@ -32,9 +32,7 @@ from apispec import APISpec
 from flask import (
     Response,
     abort,
-    current_app,
     flash,
-    json,
     redirect,
     render_template,
     request,
@@ -58,10 +56,17 @@ from crm_core.errors import (
 from crm_core.extensions import Job, MenuItem, Panel
 from crm_core.ids import MAX_ID, as_record_id
 from crm_core.models import Contact, Customer, User
-from crm_core.web.api import ApiProblem, ApiResource
+from crm_core.web.api import (
+    ApiResource,
+    api_context,
+    etag,
+    if_match_version,
+    json_body,
+    json_response,
+    path_id,
+)
 from crm_core.web.api.openapi import add_openapi_contributor, problem_responses, resource_ref
 from crm_core.web.api.pagination import int_bounds
-from crm_core.web.auth import current_actor
 from crm_core.web.ui.access import actor, current_crm, page
 from crm_core.web.ui.conflicts import Difference, differences
 from crm_core.web.ui.forms import field_errors, form_data, refuse_unstorable
@@ -636,84 +641,32 @@ def api_resources() -> list[ApiResource]:
 @web.api.post("/activities/<record_id>/complete", endpoint="activity_complete")
 def activity_complete(record_id: str) -> Response:
     """Complete an activity (body: optional ``outcome_note``); ``If-Match`` optional."""
-    crm, user = _api_context()
-    ident = _api_record_id(record_id)
-    body = _api_body()
+    crm, user = api_context()
+    ident = path_id(record_id, "activity", Activity.id)
+    body = json_body(Activity, optional=True)
     unknown = sorted(set(body) - set(CompleteSchema().fields))
     if unknown:
         raise ValidationError({name: ["Unknown field."] for name in unknown})
     note = body.get("outcome_note", "")
     if not isinstance(note, str):
         raise ValidationError({"outcome_note": ["Not a valid string."]})
-    expected = _api_if_match()
+    expected = if_match_version(required=False)
     with crm.unit_of_work(actor=user, source="api") as uow:
         done = activities.complete(uow, ident, note, expected_version=expected)
-        data = ActivityOut().dump(done)
-    return _api_json(data, {"ETag": f'"{data["version"]}"'})
+        data, tag = ActivityOut().dump(done), etag(done)
+    return json_response(data, headers={"ETag": tag})
 
 
 @web.api.post("/activities/<record_id>/reopen", endpoint="activity_reopen")
 def activity_reopen(record_id: str) -> Response:
     """Make a done activity open again; ``If-Match`` optional."""
-    crm, user = _api_context()
-    ident = _api_record_id(record_id)
-    expected = _api_if_match()
+    crm, user = api_context()
+    ident = path_id(record_id, "activity", Activity.id)
+    expected = if_match_version(required=False)
     with crm.unit_of_work(actor=user, source="api") as uow:
-        data = ActivityOut().dump(activities.reopen(uow, ident, expected_version=expected))
-    return _api_json(data, {"ETag": f'"{data["version"]}"'})
-
-
-def _api_context() -> tuple[Any, Any]:
-    """The CRM and the authenticated actor; anonymous requests get a 401 problem."""
-    user = current_actor()
-    if user is None:
-        raise ApiProblem(401, "Unauthorized", "Send Authorization: Bearer <token>, or sign in.",
-                         kind="unauthorized", headers={"WWW-Authenticate": 'Bearer realm="crm"'})
-    return current_app.extensions["crm"], user
-
-
-def _api_record_id(raw: str) -> int:
-    """The id in the URL; one that cannot be an activity's id is a 404."""
-    ident = as_record_id(raw) if raw.isascii() and raw.isdigit() else None
-    if ident is None or ident < 1:
-        raise ApiProblem(404, "Not found", f"No activity {raw!r}.", kind="not-found")
-    return ident
-
-
-def _api_body() -> dict[str, Any]:
-    """The JSON object sent, ``{}`` without a body; 415 if not JSON, 400 if not an object,
-    422 for NUL characters."""
-    if not request.get_data(cache=True):
-        return {}
-    if not request.is_json:
-        raise ApiProblem(415, "Unsupported media type", "Send a JSON object as application/json.")
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:
-        body = None
-    if not isinstance(body, dict):
-        raise ApiProblem(400, "Bad request body", "The body must be a JSON object.",
-                         errors={"_schema": ["Expected a JSON object."]})
-    bad = {key: ["Must not contain NUL characters."] for key, value in body.items()
-           if "\x00" in key or (isinstance(value, str) and "\x00" in value)}
-    if bad:
-        raise ValidationError(bad)
-    return body
-
-
-def _api_if_match() -> int | None:
-    """The version ``If-Match`` names (``None`` without one); 412 when it names none."""
-    raw = request.headers.get("If-Match")
-    if not raw:
-        return None
-    value = raw.strip().removeprefix("W/").strip('"')
-    if not (value.isascii() and value.isdigit()):
-        raise ApiProblem(412, "Precondition failed", "If-Match does not name a version.")
-    return int(value)
-
-
-def _api_json(body: Any, headers: dict[str, str]) -> Response:
-    return Response(json.dumps(body), status=200, mimetype="application/json", headers=headers)
+        reopened = activities.reopen(uow, ident, expected_version=expected)
+        data, tag = ActivityOut().dump(reopened), etag(reopened)
+    return json_response(data, headers={"ETag": tag})
 
 
 def describe(spec: APISpec) -> None:

@@ -8,11 +8,7 @@ price), a deal's *Make a quote* (``POST /deals/<id>/quotes``, see
 buttons of its next statuses) and its printout (``/quotes/<id>.pdf``). The customer
 page gets a *Quotes* tab, ``/admin`` a link to the catalogue.
 
-API (``/api/v1/sales``): ``products`` (list by code with a cursor, create, read,
-change, ``DELETE`` deactivates), ``POST opportunities/<id>/quotes``,
-``GET quotes/<id>``, ``POST quotes/<id>/status``. Products are routes of their own,
-not an :class:`~crm_core.web.api.ApiResource`: a resource needs a ``version`` for
-``ETag``/``If-Match``, and products have none.
+The API of products, price lists and quotes is :mod:`crm_sales.parts.catalogue_api`.
 """
 
 from __future__ import annotations
@@ -20,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flask import Response, abort, flash, json, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -30,11 +26,7 @@ from werkzeug.datastructures import MultiDict
 from crm_core import UnitOfWork, ValidationError
 from crm_core.authz import has_permission, require
 from crm_core.extensions import CustomerTab, MenuItem
-from crm_core.ids import as_record_id
 from crm_core.models import Customer
-from crm_core.web.api import ApiProblem
-from crm_core.web.api.pagination import Cursor, int_bounds, parse_limit
-from crm_core.web.auth import current_actor
 from crm_core.web.ui.access import actor, current_crm, page
 from crm_core.web.ui.forms import (
     field_errors,
@@ -49,7 +41,7 @@ from crm_core.web.ui.printing import pdf_response
 from crm_sales.models import Opportunity, PriceList, Product, Quote
 from crm_sales.schemas import ProductSchema
 from crm_sales.services import catalogue, quotes
-from crm_sales.web import api, ui
+from crm_sales.web import ui
 
 #: Products or price lists per page.
 PAGE_SIZE = 50
@@ -466,174 +458,3 @@ def _text_arg(name: str) -> str | None:
     if value is not None and ("\x00" in value or len(value) > 300):
         abort(400)
     return value or None
-
-
-# -- the API ----------------------------------------------------------------------------------
-
-
-@api.get("/products", endpoint="products_list")
-def api_products() -> Response:
-    """``GET /products``: the catalogue by code; ``active=true|false``; ``next`` pages on."""
-    crm, user = _api_context()
-    limit = parse_limit(request.args.get("limit"))
-    after = None
-    token = request.args.get("cursor")
-    if token:
-        after = Cursor.decode(token, sort="code", descending=False, python_type=str,
-                              id_bounds=int_bounds(Product.id)).value
-    active = _bool_arg("active")
-    with crm.unit_of_work(actor=user, source="api", write=False) as uow:
-        found = catalogue.list_products(uow, after=after, limit=limit + 1, active=active)
-        rows = found[:limit]
-        data = [catalogue.product_payload(product) for product in rows]
-    next_url = None
-    if len(found) > limit:
-        last = rows[-1]
-        args = {**request.args.to_dict(), "limit": str(limit),
-                "cursor": Cursor("code", False, last.code, last.id).encode()}
-        next_url = url_for("crm_sales_api.products_list", _external=True, **args)
-    return _json({"data": data, "next": next_url})
-
-
-@api.post("/products", endpoint="product_create")
-def api_create_product() -> Response:
-    """``POST /products``: validate and add; ``201`` with ``Location``."""
-    crm, user = _api_context()
-    body = _json_body()
-    with crm.unit_of_work(actor=user, source="api") as uow:
-        product = catalogue.create_product(uow, body)
-        data = catalogue.product_payload(product)
-    location = url_for("crm_sales_api.product_get", record_id=data["id"])
-    return _json(data, status=201, headers={"Location": location})
-
-
-@api.get("/products/<record_id>", endpoint="product_get")
-def api_product(record_id: str) -> Response:
-    """``GET /products/<id>``."""
-    crm, user = _api_context()
-    with crm.unit_of_work(actor=user, source="api", write=False) as uow:
-        data = catalogue.product_payload(catalogue.get_product(uow, _record_id(record_id)))
-    return _json(data)
-
-
-@api.patch("/products/<record_id>", endpoint="product_update")
-def api_update_product(record_id: str) -> Response:
-    """``PATCH /products/<id>``: change the fields given."""
-    crm, user = _api_context()
-    ident = _record_id(record_id)
-    body = _json_body()
-    with crm.unit_of_work(actor=user, source="api") as uow:
-        data = catalogue.product_payload(catalogue.update_product(uow, ident, body))
-    return _json(data)
-
-
-@api.delete("/products/<record_id>", endpoint="product_deactivate")
-def api_deactivate_product(record_id: str) -> Response:
-    """``DELETE /products/<id>``: deactivate (the product stays on deals and quotes)."""
-    crm, user = _api_context()
-    ident = _record_id(record_id)
-    with crm.unit_of_work(actor=user, source="api") as uow:
-        catalogue.deactivate_product(uow, ident)
-    return Response(status=204)
-
-
-@api.post("/opportunities/<record_id>/quotes", endpoint="quote_create")
-def api_create_quote(record_id: str) -> Response:
-    """``POST /opportunities/<id>/quotes``: a draft quote of the deal's lines; ``201``.
-
-    The body is optional: ``{"valid_until": "2026-12-31"}``.
-    """
-    crm, user = _api_context()
-    ident = _record_id(record_id, entity="opportunity")
-    body = _json_body() if request.get_data(cache=True) else {}
-    unknown = sorted(set(body) - {"valid_until"})
-    if unknown:
-        raise ValidationError({name: ["Unknown field."] for name in unknown})
-    with crm.unit_of_work(actor=user, source="api") as uow:
-        quote = quotes.create_from_opportunity(uow, ident, body.get("valid_until"))
-        data = quotes.payload(quote)
-    location = url_for("crm_sales_api.quote_get", record_id=data["id"])
-    return _json(data, status=201, headers={"Location": location})
-
-
-@api.get("/quotes/<record_id>", endpoint="quote_get")
-def api_quote(record_id: str) -> Response:
-    """``GET /quotes/<id>``: the quote with its lines."""
-    crm, user = _api_context()
-    with crm.unit_of_work(actor=user, source="api", write=False) as uow:
-        data = quotes.payload(quotes.get(uow, _record_id(record_id, entity="quote")))
-    return _json(data)
-
-
-@api.post("/quotes/<record_id>/status", endpoint="quote_set_status")
-def api_quote_status(record_id: str) -> Response:
-    """``POST /quotes/<id>/status`` with ``{"status": "sent"}`` (then accepted or rejected)."""
-    crm, user = _api_context()
-    ident = _record_id(record_id, entity="quote")
-    body = _json_body()
-    with crm.unit_of_work(actor=user, source="api") as uow:
-        data = quotes.payload(quotes.set_status(uow, ident, body.get("status")))
-    return _json(data)
-
-
-def _api_context() -> tuple[Any, Any]:
-    """The CRM and the request's actor; anonymous requests get a 401 problem."""
-    user = current_actor()
-    if user is None:
-        raise ApiProblem(401, "Unauthorized", "Send Authorization: Bearer <token>, or sign in.",
-                         kind="unauthorized", headers={"WWW-Authenticate": 'Bearer realm="crm"'})
-    return current_crm(), user
-
-
-def _record_id(raw: str, *, entity: str = "product") -> int:
-    """The id in the URL; one that can name no row is a 404, like a missing row."""
-    ident = as_record_id(raw) if raw.isascii() and raw.isdigit() else None
-    if ident is None or ident < 1:
-        raise ApiProblem(404, "Not found", f"No {entity} {raw!r}.", kind="not-found")
-    return ident
-
-
-def _bool_arg(name: str) -> bool | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    if raw not in ("true", "false"):
-        raise ApiProblem(400, "Bad filter", "Some query parameters are invalid.",
-                         errors={name: ["Use true or false."]})
-    return raw == "true"
-
-
-def _json_body() -> dict[str, Any]:
-    """The request's JSON object: 415 if it is not JSON, 400 if not an object, 422 for
-    text no database stores (NUL characters)."""
-    if not request.is_json:
-        raise ApiProblem(415, "Unsupported media type", "Send a JSON object as application/json.")
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:
-        body = None
-    if not isinstance(body, dict):
-        raise ApiProblem(400, "Bad request body", "The body must be a JSON object.",
-                         errors={"_schema": ["Expected a JSON object."]})
-    refused = sorted(key for key, value in body.items() if _has_nul(key) or _has_nul(value))
-    if refused:
-        raise ApiProblem(422, "Invalid input", "Some fields were refused; see errors.",
-                         kind="validation",
-                         errors={key: ["Must not contain NUL characters."] for key in refused})
-    return body
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
-
-
-def _json(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json",
-                    headers=headers or {})
-

@@ -11,11 +11,10 @@
   stages) and ``GET lost-reasons``.
 
 Errors are core's ``application/problem+json`` documents: core's handlers answer every
-path under ``/api/v1``. The routes are added to the OpenAPI document through core's
-contributor hook (:func:`describe`), which also describes crm-sales's exact decimals
-(amounts, quantities: JSON strings) as strings, where core's converter writes numbers
-with string bounds. Core's request helpers (the JSON body, ``If-Match``, ``ETag``) are
-private to ``crm_core.web.api.resource``; the few lines needed are here.
+path under ``/api/v1``. The routes answer through core's public request helpers
+(``crm_core.web.api``: the caller, the JSON body, ``If-Match`` and ``ETag``, keyset
+pages) and are added to the OpenAPI document through core's contributor hook
+(:func:`describe`).
 
 Sorting: the list sorts by ``id`` only (creation order; ``-id`` newest first). A sort key
 must be NOT NULL with an index ending in the id: ``expected_close`` may be empty (and its
@@ -24,20 +23,29 @@ index starts with ``status``), ``created_at`` has no index.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping
 from typing import Any
 
 from apispec import APISpec
-from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Response, current_app, json, request, url_for
+from flask import Response, request
 from flask.blueprints import BlueprintSetupState
 from marshmallow import Schema, fields
 from sqlalchemy import ColumnElement, select
 
 from crm_core.authz import require
 from crm_core.ids import MAX_ID, as_record_id
-from crm_core.web.api import ApiProblem, ApiResource, check_precondition, if_match_version
+from crm_core.web.api import (
+    ApiResource,
+    Cursor,
+    api_context,
+    check_precondition,
+    cursor_arg,
+    if_match_version,
+    json_body,
+    json_response,
+    keyset_page,
+    parse_limit,
+    path_id,
+)
 from crm_core.web.api import etag as etag_of
 from crm_core.web.api.openapi import (
     add_openapi_contributor,
@@ -47,18 +55,16 @@ from crm_core.web.api.openapi import (
     resource_ref,
     schema_ref,
 )
-from crm_core.web.api.pagination import Cursor, after, ordered, parse_limit, python_type_of
-from crm_core.web.auth import current_actor
+from crm_core.web.api.pagination import after, ordered
 from crm_sales import web
 from crm_sales.models import Opportunity, Outcome, Stage, StageStay
+from crm_sales.parts.api_common import bool_arg
 from crm_sales.schemas import MoveSchema, OpportunitySchema, PipelineSchema
 from crm_sales.services import opportunities, pipelines
 from crm_sales.services.pipelines import LostReasonSchema
 
 #: Where the plugin's own routes live, relative to the API's root (``/api/v1``).
 SALES = "/sales"
-#: An exact decimal as the API writes it (amounts, quantities): a JSON string.
-DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 
 
 def _status_is(raw: str) -> ColumnElement[bool]:
@@ -131,8 +137,8 @@ _REASONS = LostReasonSchema(many=True)
 def opportunity_move(record_id: str) -> Response:
     """Move a deal to ``stage_id`` of its pipeline (a lost stage may name a lost reason)."""
     crm, actor = _context()
-    ident = _record_id(record_id)
-    data = _json_object()
+    ident = path_id(record_id, "opportunity")
+    data = json_body()
     expected = if_match_version()
     with crm.unit_of_work(actor=actor, source="api") as uow:
         deal = opportunities.get(uow, ident)
@@ -140,14 +146,14 @@ def opportunity_move(record_id: str) -> Response:
         deal = opportunities.move(uow, deal.id, data, expected_version=expected)
         body = _DEAL.dump(deal)
         etag = etag_of(deal)
-    return _json(body, headers={"ETag": etag})
+    return json_response(body, headers={"ETag": etag})
 
 
 @web.api.get("/opportunities/<record_id>/stages", endpoint="opportunity_stages")
 def opportunity_stages(record_id: str) -> Response:
     """The deal's stays in stages, oldest first; ``limit`` and ``cursor`` page them."""
     crm, actor = _context()
-    ident = _record_id(record_id)
+    ident = path_id(record_id, "opportunity")
     limit = parse_limit(request.args.get("limit"))
     column = StageStay.entered_at
     statement = (
@@ -155,27 +161,21 @@ def opportunity_stages(record_id: str) -> Response:
         .join(Stage, Stage.id == StageStay.stage_id)
         .where(StageStay.opportunity_id == ident)
     )
-    token = request.args.get("cursor")
-    if token:
-        cursor = Cursor.decode(token, sort="entered_at", descending=False,
-                               python_type=python_type_of(column), id_bounds=(1, MAX_ID))
+    cursor = cursor_arg("entered_at", column, StageStay.id)
+    if cursor is not None:
         statement = statement.where(after(cursor, column, StageStay.id))
     statement = ordered(statement, column, StageStay.id, False).limit(limit + 1)
     with crm.unit_of_work(actor=actor, source="api", write=False) as uow:
         opportunities.get(uow, ident)  # the permission and the deal's visibility
         rows = list(uow.session.execute(statement))
-    page = rows[:limit]
+    page, next_url = keyset_page(rows, limit, lambda last: Cursor(
+        "entered_at", False, last[0].entered_at, last[0].id))
     data = _STAYS.dump([
         {"id": stay.id, "stage_id": stay.stage_id, "stage_name": name, "outcome": outcome,
          "entered_at": stay.entered_at, "left_at": stay.left_at, "moved_by": stay.moved_by}
         for stay, name, outcome in page
     ])
-    next_url = None
-    if len(rows) > limit:
-        last = page[-1][0]
-        next_token = Cursor("entered_at", False, last.entered_at, last.id).encode()
-        next_url = _next_url(cursor=next_token, limit=str(limit))
-    return _json({"data": data, "next": next_url})
+    return json_response({"data": data, "next": next_url})
 
 
 @web.api.get("/pipelines", endpoint="pipelines")
@@ -184,87 +184,31 @@ def pipelines_list() -> Response:
     crm, actor = _context()
     with crm.unit_of_work(actor=actor, source="api", write=False) as uow:
         data = _PIPELINES.dump(pipelines.list_pipelines(uow))
-    return _json({"data": data, "next": None})
+    return json_response({"data": data, "next": None})
 
 
 @web.api.get("/lost-reasons", endpoint="lost_reasons")
 def lost_reasons_list() -> Response:
     """The lost reasons by name; ``active=true`` (or ``false``) keeps only those."""
     crm, actor = _context()
-    raw = request.args.get("active")
-    if raw not in (None, "true", "false"):
-        raise ApiProblem(400, "Bad filter", "active: use true or false.",
-                         errors={"active": ["Use true or false."]})
-    active = None if raw is None else raw == "true"
+    active = bool_arg("active")
     with crm.unit_of_work(actor=actor, source="api", write=False) as uow:
         data = _REASONS.dump(pipelines.list_lost_reasons(uow, active=active))
-    return _json({"data": data, "next": None})
-
-
-# -- request helpers (core's are private to crm_core.web.api.resource) ---------------------
+    return json_response({"data": data, "next": None})
 
 
 def _context() -> tuple[Any, Any]:
-    """The CRM and the authenticated actor; anonymous requests get a 401 problem."""
-    actor = current_actor()
-    if actor is None:
-        raise ApiProblem(401, "Unauthorized", "Send Authorization: Bearer <token>, or sign in.",
-                         kind="unauthorized", headers={"WWW-Authenticate": 'Bearer realm="crm"'})
+    """The CRM and the caller (401 without one), who must see deals (403)."""
+    crm, actor = api_context()
     require(actor, opportunities.VIEW)
-    return current_app.extensions["crm"], actor
-
-
-def _record_id(raw: str) -> int:
-    """The id in the URL; one that cannot be a deal's id is a 404, like a missing deal."""
-    ident = as_record_id(raw) if raw.isascii() and raw.isdigit() else None
-    if ident is None or ident < 1:
-        raise ApiProblem(404, "Not found", f"No opportunity {raw!r}.", kind="not-found")
-    return ident
-
-
-def _json_object() -> dict[str, Any]:
-    """The request's JSON object: 415 if not JSON, 400 if not an object, 422 for values no
-    column stores (NUL characters, whole numbers beyond 32 bits)."""
-    if not request.is_json:
-        raise ApiProblem(415, "Unsupported media type", "Send a JSON object as application/json.")
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:
-        body = None
-    if not isinstance(body, dict):
-        raise ApiProblem(400, "Bad request body", "The body must be a JSON object.",
-                         errors={"_schema": ["Expected a JSON object."]})
-    errors: dict[str, list[str]] = {}
-    for key, value in body.items():
-        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
-            errors[key] = ["Must not contain NUL characters."]
-        elif isinstance(value, int) and not isinstance(value, bool) and not (
-            -MAX_ID - 1 <= value <= MAX_ID
-        ):
-            errors[key] = [f"Must be from {-MAX_ID - 1} to {MAX_ID}."]
-    if errors:
-        raise ApiProblem(422, "Invalid input", "Some fields were refused; see errors.",
-                         kind="validation", errors=errors)
-    return body
-
-
-def _next_url(**changed: str) -> str:
-    args = {**request.args.to_dict(), **changed}
-    return url_for(request.endpoint or "", _external=True, **(request.view_args or {}), **args)
-
-
-def _json(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json",
-                    headers=headers or {})
+    return crm, actor
 
 
 # -- the OpenAPI document ------------------------------------------------------------------
 
 
-def describe(spec: APISpec, resources: Mapping[str, ApiResource] | None = None) -> None:
-    """Add the routes of ``/api/v1/sales`` to the OpenAPI document being built, and describe
-    the decimals of crm-sales's resources (``resources``) as the strings they are."""
-    _decimals_as_strings(spec, resources or {OPPORTUNITIES.name: OPPORTUNITIES})
+def describe(spec: APISpec) -> None:
+    """Add the deals' routes of ``/api/v1/sales`` to the OpenAPI document being built."""
     record_id = {
         "name": "record_id", "in": "path", "required": True,
         "description": "The id of the opportunity.",
@@ -348,39 +292,8 @@ def describe(spec: APISpec, resources: Mapping[str, ApiResource] | None = None) 
     }})
 
 
-def _decimals_as_strings(spec: APISpec, resources: Mapping[str, ApiResource]) -> None:
-    """Describe ``fields.Decimal(as_string=True)`` as what the API sends: a decimal string.
-
-    Core's converter calls them numbers, with string bounds (``"maximum": "99.00"``) that
-    OpenAPI 3.1 refuses. Done for crm-sales's resources (their record, input and patch
-    components) and every nested schema; the ranges stay in the schemas' validation.
-    """
-    components = spec.components.schemas
-    described: list[tuple[str, type[Schema]]] = []
-    for name, resource in resources.items():
-        if resource.schema is None or not resource.schema.__module__.startswith("crm_sales"):
-            continue
-        base = resource_ref(spec, name)["$ref"].rsplit("/", 1)[-1]
-        described += [(base + suffix, resource.schema) for suffix in ("", "Input", "Patch")]
-    plugin = next((p for p in spec.plugins if isinstance(p, MarshmallowPlugin)), None)
-    if plugin is not None and plugin.converter is not None:
-        described += [(component, key[0]) for key, component in plugin.converter.refs.items()]
-    for component, schema_class in described:
-        properties = components.get(component, {}).get("properties", {})
-        for key, field in schema_class._declared_fields.items():
-            prop = properties.get(field.data_key or key)
-            if prop is None or not (isinstance(field, fields.Decimal) and field.as_string):
-                continue
-            prop.pop("minimum", None)
-            prop.pop("maximum", None)
-            nullable = isinstance(prop.get("type"), list) and "null" in prop["type"]
-            prop["type"] = ["string", "null"] if nullable else "string"
-            prop.update(format="decimal", pattern=DECIMAL_PATTERN)
-
-
 def _add_to_openapi(state: BlueprintSetupState) -> None:
-    resources = state.app.extensions.get("crm_api_resources", {})
-    add_openapi_contributor(state.app, functools.partial(describe, resources=resources))
+    add_openapi_contributor(state.app, describe)
 
 
 web.api.record_once(_add_to_openapi)

@@ -10,13 +10,7 @@ first, with a form to set one and a button to delete each. Filters are plain GET
 :mod:`crm_sales.services.reports`, every write goes through
 :mod:`crm_sales.services.quotas`.
 
-API (``/api/v1/sales``): ``GET /forecast?period=month&from=2026-01-01&to=2026-06-30
-&by=owner`` and ``GET /funnel?pipeline_id=&from=&to=&by=`` answer JSON with amounts as
-strings and ratios as numbers (``0.5`` is half). A malformed parameter (not a date, an
-unknown ``period`` or ``by``, a ``pipeline_id`` that is no number) is a 400 problem, as
-core answers bad query parameters; well-formed values the report refuses (``to``
-before ``from``, more than 36 periods, no such pipeline) are a 422 problem; both name
-the parameter in ``errors``.
+The API of the forecast, the funnel and quotas is :mod:`crm_sales.parts.reports_api`.
 
 Slots: *Forecast* and *Funnel* in the navigation, *Quotas* among the settings pages,
 and the dashboard widget *This month's forecast* (the user's own deals and quota).
@@ -27,12 +21,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 import flask_babel
 from babel.dates import format_skeleton
-from flask import Response, abort, flash, json, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -41,8 +34,6 @@ from crm_core.authz import has_permission, require
 from crm_core.errors import ValidationError
 from crm_core.extensions import MenuItem, Panel
 from crm_core.models import Team, User
-from crm_core.web.api.problems import ApiProblem
-from crm_core.web.auth import current_actor
 from crm_core.web.i18n import number
 from crm_core.web.ui.access import actor, current_crm, page
 from crm_core.web.ui.charts import Series, bar_chart, horizontal_bars
@@ -51,8 +42,8 @@ from crm_core.web.ui.names import owner_options
 from crm_sales import web
 from crm_sales.models import Quota
 from crm_sales.services import funnel, quotas, reports
-from crm_sales.services.funnel import Funnel, Outcomes
-from crm_sales.services.reports import Figures, Forecast, Period
+from crm_sales.services.funnel import Funnel
+from crm_sales.services.reports import Forecast, Period
 
 #: Quotas per page of the quota administration.
 QUOTA_PAGE = 50
@@ -196,88 +187,6 @@ def delete_quota(quota_id: int) -> ResponseReturnValue:
     return redirect(url_for("crm_sales.quotas"))
 
 
-# -- the API ----------------------------------------------------------------------------------
-
-
-@web.api.get("/forecast", endpoint="forecast")
-def api_forecast() -> Response:
-    """``GET /api/v1/sales/forecast``: the forecast as JSON (see the module's docstring)."""
-    crm, user = _api_context()
-    args = _api_args(reports.forecast_args)
-    with crm.unit_of_work(actor=user, source="api", write=False) as uow:
-        result = reports.forecast(uow, **args)
-    return _json(forecast_json(result))
-
-
-@web.api.get("/funnel", endpoint="funnel")
-def api_funnel() -> Response:
-    """``GET /api/v1/sales/funnel``: the funnel as JSON (see the module's docstring)."""
-    crm, user = _api_context()
-    args = _api_args(funnel.funnel_args)
-    with crm.unit_of_work(actor=user, source="api", write=False) as uow:
-        result = funnel.funnel(uow, **args)
-    return _json(funnel_json(result))
-
-
-def forecast_json(result: Forecast) -> dict[str, Any]:
-    """A forecast as the API answers it."""
-    key = {"owner": "owner_id", "team": "team_id"}.get(result.by)
-    data = []
-    for row in result.rows:
-        item: dict[str, Any] = {"period": row.period.starts_on.isoformat()}
-        if key is not None:
-            item[key] = row.group_id
-            item["name"] = row.group_name
-        item["currency"] = row.currency
-        item.update(_figures_json(row.figures))
-        data.append(item)
-    return {
-        "period": result.kind,
-        "by": result.by,
-        "from": result.start.isoformat(),
-        "to": result.end.isoformat(),
-        "periods": [{"starts_on": p.starts_on.isoformat(), "ends_on": p.ends_on.isoformat()}
-                    for p in result.periods],
-        "data": data,
-    }
-
-
-def funnel_json(result: Funnel) -> dict[str, Any]:
-    """A funnel as the API answers it."""
-    return {
-        "pipeline": {"id": result.pipeline_id, "name": result.pipeline_name},
-        "from": result.start.isoformat(),
-        "to": result.end.isoformat(),
-        "by": result.by,
-        "stages": [
-            {
-                "stage_id": step.stage_id,
-                "name": step.name,
-                "outcome": step.outcome,
-                "entered": step.entered,
-                "conversion_from_previous": _ratio(step.from_previous),
-                "conversion_from_first": _ratio(step.from_first),
-                "average_seconds_in_stage": _seconds(step.average_seconds),
-                "stays_left": step.left,
-            }
-            for step in result.steps
-        ],
-        "overall": _outcomes_json(result.overall),
-        "breakdown": [
-            {
-                "key": row.key,
-                "name": row.label,
-                **_outcomes_json(row.outcomes),
-                "entered": [
-                    {"stage_id": step.stage_id, "entered": row.entered.get(step.stage_id, 0)}
-                    for step in result.steps
-                ],
-            }
-            for row in result.breakdown
-        ],
-    }
-
-
 # -- slots ------------------------------------------------------------------------------------
 
 
@@ -408,60 +317,3 @@ def _quota_cursor(raw: str | None) -> tuple[dt.date, int] | None:
         return dt.date.fromisoformat(found.group(1)), int(found.group(2))
     except ValueError:
         abort(400)
-
-
-def _api_context() -> tuple[Any, Any]:
-    """The CRM and the caller; anonymous requests get a 401 problem, as core's API does."""
-    user = current_actor()
-    if user is None:
-        raise ApiProblem(401, "Unauthorized", "Send Authorization: Bearer <token>, or sign in.",
-                         kind="unauthorized", headers={"WWW-Authenticate": 'Bearer realm="crm"'})
-    return current_crm(), user
-
-
-def _api_args(parse: Any) -> dict[str, Any]:
-    """The query parameters through ``parse``; malformed ones are a 400 problem."""
-    try:
-        parsed: dict[str, Any] = parse(request.args)
-    except ValidationError as exc:
-        raise ApiProblem(400, "Bad parameter", "Some query parameters are invalid.",
-                         errors=exc.messages) from exc
-    return parsed
-
-
-def _figures_json(figures: Figures) -> dict[str, Any]:
-    return {
-        "pipeline": str(figures.pipeline),
-        "weighted": str(figures.weighted),
-        "committed": str(figures.committed),
-        "won": str(figures.won),
-        "quota": None if figures.quota is None else str(figures.quota),
-        "attainment": _ratio(figures.attainment),
-        "open_deals": figures.open_deals,
-        "won_deals": figures.won_deals,
-    }
-
-
-def _outcomes_json(outcomes: Outcomes) -> dict[str, Any]:
-    return {
-        "deals": outcomes.deals,
-        "open": outcomes.open,
-        "won": outcomes.won,
-        "lost": outcomes.lost,
-        "win_rate": _ratio(outcomes.win_rate),
-        "won_amount": {c: str(a) for c, a in sorted(outcomes.won_amounts.items())},
-        "average_won_amount": {c: str(a) for c, a in outcomes.average_sizes.items()},
-        "average_cycle_seconds": _seconds(outcomes.average_cycle_seconds),
-    }
-
-
-def _ratio(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
-
-
-def _seconds(value: float | None) -> int | None:
-    return None if value is None else round(value)
-
-
-def _json(body: Any) -> Response:
-    return Response(json.dumps(body), mimetype="application/json")

@@ -37,6 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from crm_core import UnitOfWork, ValidationError
 from crm_core.authz import owned_by_visible_users, require
 from crm_core.i18n import N_
+from crm_core.ids import MAX_ID
 from crm_core.models import Customer
 from crm_core.schemas import load_or_refuse
 from crm_sales.models import (
@@ -79,7 +80,7 @@ class FunnelArgs(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    pipeline_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**63 - 1))
+    pipeline_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID))
     start = fields.Date(data_key="from", load_default=None, validate=DAYS)
     end = fields.Date(data_key="to", load_default=None, validate=DAYS)
     by = fields.String(load_default=None, validate=validate.OneOf(BREAKDOWNS))

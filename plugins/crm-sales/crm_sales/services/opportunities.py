@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from crm_core import ConflictError, NotFoundError, UnitOfWork, ValidationError, utcnow
 from crm_core.authz import owned_by_visible_users, require, visible
 from crm_core.i18n import N_
+from crm_core.ids import MAX_ID
 from crm_core.models import Contact, Customer, User
 from crm_core.schemas import load_or_refuse
 from crm_sales.models import (
@@ -227,7 +228,7 @@ def _as_id(value: Any) -> int | None:
         number = int(str(value))
     except ValueError:
         return None
-    return number if 0 < number < 2**63 else None
+    return number if 0 < number <= MAX_ID else None
 
 
 def _check_version(deal: Opportunity, expected: int | None) -> None:

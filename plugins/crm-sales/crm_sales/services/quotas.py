@@ -109,6 +109,12 @@ def list_quotas(
 def set_quota(uow: UnitOfWork, data: Mapping[str, Any]) -> Quota:
     """Validate ``data`` (:class:`~crm_sales.schemas.QuotaSchema`) and store the quota of
     its user or team for its period, replacing the amount of the one already set."""
+    return save_quota(uow, data)[0]
+
+
+def save_quota(uow: UnitOfWork, data: Mapping[str, Any]) -> tuple[Quota, bool]:
+    """:func:`set_quota`, and whether the quota is new (``False``: it replaced the amount
+    and currency of the one set before for the same user or team and period)."""
     require(uow.actor, ADMIN)
     loaded = _load(uow, data)
     existing = uow.session.scalar(
@@ -125,7 +131,7 @@ def set_quota(uow: UnitOfWork, data: Mapping[str, Any]) -> Quota:
         uow.session.flush()
         changes = {key: (None, getattr(quota, key)) for key in _COLUMNS}
         uow.record(ENTITY, "created", [(quota.id, changes)], [payload(quota)])
-        return quota
+        return quota, True
     before = {key: getattr(existing, key) for key in ("amount", "currency")}
     existing.amount = loaded["amount"]
     existing.currency = loaded["currency"]
@@ -134,7 +140,7 @@ def set_quota(uow: UnitOfWork, data: Mapping[str, Any]) -> Quota:
                if old != getattr(existing, key)}
     if changes:
         uow.record(ENTITY, "updated", [(existing.id, changes)], [payload(existing)])
-    return existing
+    return existing, False
 
 
 def delete(uow: UnitOfWork, quota_id: int) -> None:
