@@ -1,7 +1,8 @@
 """crm-sales's two blueprints and the parts of the plugin that fill core's slots.
 
 Each *part* (:data:`PARTS`: the deals' board, list, page, forms and slots in
-:mod:`crm_sales.parts.deals`, activities, catalogue and quotes, reports) is a module
+:mod:`crm_sales.parts.deals`, the activities' pages, forms, slots and API in
+:mod:`crm_sales.parts.activities`, catalogue and quotes, reports) is a module
 that adds its pages to :data:`ui` (``/sales/...``, templates under
 ``templates/crm_sales/``), its routes to :data:`api` (``/api/v1/sales/...``), and may
 define any of the functions :func:`collect` gathers for core's hooks:
@@ -38,7 +39,9 @@ PARTS = ("crm_sales.parts.deals.board", "crm_sales.parts.deals.listing",
          "crm_sales.parts.deals.slots", "crm_sales.parts.deals_io", "crm_sales.parts.reports",
          "crm_sales.parts.reports_api", "crm_sales.parts.catalogue",
          "crm_sales.parts.catalogue_api", "crm_sales.parts.deals_api",
-         "crm_sales.parts.pipelines", "crm_sales.parts.activities",)
+         "crm_sales.parts.pipelines", "crm_sales.parts.activities.pages",
+         "crm_sales.parts.activities.forms", "crm_sales.parts.activities.slots",
+         "crm_sales.parts.activities.api",)
 
 
 @cache
