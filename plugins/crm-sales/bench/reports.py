@@ -1,13 +1,16 @@
 """Benchmark: the forecast and the funnel of crm-sales on 100,000 deals and 1,000,000 stage stays.
 
 Builds the deals (two years of them, 20 owners in 4 teams, three currencies, a product
-line or two each) and their stage history with Core ``INSERT`` executemany, then times
-:func:`crm_sales.services.reports.forecast` and :func:`crm_sales.services.funnel.funnel`
-in several shapes (``--runs`` timed calls each after ``--warmup``) and prints p50, p95
-and max against the target p95 <= 100 ms, on SQLite and, with ``--database-url``, on a
-scratch database of that PostgreSQL server. ``--plans`` prints the query plans of every
-scenario (of the failing ones without it). Run ``python bench/reports.py --help`` from
-``plugins/crm-sales``.
+line or two each) and their stage history with Core ``INSERT`` executemany, sums the
+funnel's days and months (:func:`crm_sales.services.funnel_store.rebuild`, timed), then
+times :func:`crm_sales.services.reports.forecast` and
+:func:`crm_sales.services.funnel.funnel` in several shapes (``--runs`` timed calls each
+after ``--warmup``) and prints p50, p95 and max against the target p95 <= 100 ms, on
+SQLite and, with ``--database-url``, on a scratch database of that PostgreSQL server.
+Last, it moves ``--moves`` deals through the service with the funnel's sums kept and
+with them stubbed out: what keeping them costs a write. ``--plans`` prints the query
+plans of every scenario (of the failing ones without it). Run
+``python bench/reports.py --help`` from ``plugins/crm-sales``.
 """
 
 from __future__ import annotations
@@ -126,11 +129,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="deals moved through the service at the end (0: none)")
     parser.add_argument("--plans", action="store_true", help="print every scenario's plans")
     parser.add_argument(
-        "--proposed-indexes", action="store_true",
-        help="then measure again with PROPOSED_INDEXES added to the scratch database (not "
-        "the schema crm-sales migrates to: what a migration would add)",
-    )
-    parser.add_argument(
         "--database-url", default=None,
         help="also run on this PostgreSQL server, e.g. postgresql+psycopg://postgres@127.0.0.1/"
         "test; a scratch database is created there and dropped afterwards",
@@ -162,15 +160,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                     failing = [r for r in results if r.percentile(95) > TARGET_P95_MS]
                     if args.plans or failing:
                         show_plans(crm, results if args.plans else failing)
-                    if args.proposed_indexes:
-                        started = time.perf_counter()
-                        add_proposed_indexes(crm)
-                        print(f"\n  {name} with the proposed indexes (built in "
-                              f"{time.perf_counter() - started:.1f} s)")
-                        results = measure(crm, args.runs, args.warmup)
-                        report(results)
-                        if args.plans:
-                            show_plans(crm, results)
                 finally:
                     crm.dispose()
 
@@ -379,33 +368,6 @@ def _path(rng: random.Random, length: int, open_stages: Sequence[Stage],
     if final is not None:
         path.append(final)
     return path
-
-
-#: Indexes that would serve the reports, as SQL both databases take (``--proposed-indexes``).
-#: Indexes measured for the funnel (the forecast's two covering indexes are in the schema
-#: since; for the funnel no index reaches the target, see bench/README or the plugin README).
-PROPOSED_INDEXES = (
-    # The funnel's cohort: deals of a pipeline created in a range, with what the funnel
-    # reads of them (today: no index on created_at, every deal is read).
-    "CREATE INDEX ix_sales_opportunity_pipeline_created "
-    "ON sales_opportunity (pipeline_id, created_at, archived, owner_id, status, currency, "
-    "amount, closed_at)",
-    # A deal's stays with their stage and times, so the funnel reads no stay row.
-    "CREATE INDEX ix_sales_stage_stay_opportunity_stage "
-    "ON sales_stage_stay (opportunity_id, stage_id, entered_at, left_at)",
-)
-
-
-def add_proposed_indexes(crm: CRM) -> None:
-    """Create :data:`PROPOSED_INDEXES` in the scratch database and refresh the statistics."""
-    with crm.engine.connect() as connection:
-        for statement in PROPOSED_INDEXES:
-            connection.exec_driver_sql(statement)
-        connection.exec_driver_sql("ANALYZE")
-        connection.commit()
-    if crm.engine.dialect.name == "postgresql":  # index-only scans need the visibility map
-        with crm.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.exec_driver_sql("VACUUM ANALYZE")
 
 
 # -- measuring -------------------------------------------------------------------------------
