@@ -27,12 +27,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test install install-test lint clean translations test-plugins-alone
+.PHONY: help demo test install install-test lint clean translations test-plugins-alone test-scaffold docs
 
 help:
 	@echo "make demo   install crm-core and its plugins into $(VENV), start the demo on SQLite"
 	@echo "make test   install into $(TEST_VENV), run ruff and every test (SQLite + PostgreSQL)"
 	@echo "            then each plugin alone with core in a fresh venv (make test-plugins-alone)"
+	@echo "make docs   build the docs site into site/ (mkdocs --strict; make test does it too)"
 
 # -- the two user-facing targets ----------------------------------------------------
 
@@ -51,8 +52,14 @@ demo: install
 
 test: install-test
 	$(TEST_VENV)/bin/ruff check .
+	$(TEST_VENV)/bin/mkdocs build --strict --quiet -d site
 	$(TEST_VENV)/bin/python -m pytest
 	@$(MAKE) --no-print-directory test-plugins-alone
+	@$(MAKE) --no-print-directory test-scaffold
+
+# The docs site (mkdocs.yml, docs/) into site/; warnings are errors.
+docs: install-test
+	$(TEST_VENV)/bin/mkdocs build --strict -d site
 
 # -- helpers ---------------------------------------------------------------------------
 
@@ -69,6 +76,10 @@ install-test:
 # ci/alone.sh (it installs core and that plugin only, migrates, runs the plugin's tests,
 # uninstalls it and checks core still works). CRM_TEST_DATABASES picks the backends.
 ALONE_SCRIPTS := $(sort $(wildcard plugins/*/ci/alone.sh))
+
+# crm plugin new, then the generated plugin's own tests in a fresh venv (ci/scaffold_check.sh).
+test-scaffold:
+	PYTHON="$(PYTHON)" bash ci/scaffold_check.sh
 
 test-plugins-alone:
 	@for script in $(ALONE_SCRIPTS); do \
@@ -109,7 +120,7 @@ translations: install-test
 	done
 
 clean:
-	rm -rf $(TEST_VENV) build dist .pytest_cache .ruff_cache
+	rm -rf $(TEST_VENV) build dist site .pytest_cache .ruff_cache
 	@echo "kept $(VENV) and instance/ (the demo's data): remove them by hand if you mean to"
 
 # $(call ensure_venv,VENV): create VENV with $(PYTHON) when it is missing or its

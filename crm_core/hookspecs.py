@@ -15,11 +15,14 @@ fails when one is missing there.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+from crm_core import deprecations
 
 if TYPE_CHECKING:
     import click
@@ -480,3 +483,8 @@ def crm_timeline_entries(
     those are given. Leave out what ``actor`` may not see. Core merges every
     source's entries and cuts the page, so returning more is harmless, only slower.
     """
+
+
+# Deprecated hooks warn their implementers (pluggy's ``warn_on_impl``) with the
+# removal version; the list is crm_core.deprecations.HOOKS.
+deprecations.deprecate_hookspecs(sys.modules[__name__], hookspec, deprecations.HOOKS.values())

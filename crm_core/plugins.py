@@ -104,8 +104,15 @@ class PluginRegistry:
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
         self._extra = list(extra_plugins)
+        self.discovered = True
+        """Whether :meth:`load` looked for installed plugins (or took only those passed in code)."""
 
     # -- public -----------------------------------------------------------------
+
+    @property
+    def extra_modules(self) -> list[ModuleType]:
+        """Plugin modules passed in code (tests, embedded use), enabled whatever the lists say."""
+        return list(self._extra)
 
     @property
     def enabled(self) -> list[PluginInfo]:
@@ -116,6 +123,7 @@ class PluginRegistry:
         """Discover, check, order and register plugins (see the module docstring)."""
         from crm_core import builtin
 
+        self.discovered = discover
         candidates = list(self._discover()) if discover else []
         candidates += [self._candidate_from_module(module) for module in self._extra]
         for candidate in candidates:

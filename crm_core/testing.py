@@ -17,6 +17,12 @@ in the test (return it from an overridden ``crm_plugin_modules`` fixture).
 records the SQL a block runs (to check that a page's queries do not grow with its rows).
 Mark a test ``@pytest.mark.plugins("crm_sales")`` to load only those installed plugins;
 ``@pytest.mark.plugins()`` loads none.
+
+Factories: :func:`make_customer`, :func:`make_contact` and :func:`make_interaction` write
+records through the services (fixtures ``customer`` and ``contact`` are one of each).
+In a real browser: ``served_app`` (the app served over HTTP on a fresh database, as
+``(base_url, crm)``), ``browser`` (headless Chromium, through Playwright) and
+:func:`browser_sign_in`. The whole set is described in ``docs/testing.md``.
 """
 
 from __future__ import annotations
@@ -40,6 +46,32 @@ from crm_core.config import Settings, load_settings
 from crm_core.db import create_db_engine
 from crm_core.runtime import CRM
 from crm_core.services.unit_of_work import UnitOfWork
+from crm_core.testkit.browser import CHROMIUM, browser, browser_sign_in, served_app
+from crm_core.testkit.factories import make_contact, make_customer, make_interaction
+
+__all__ = [
+    "CHROMIUM",
+    "UI_PASSWORD",
+    "ApiClient",
+    "CRMCliRunner",
+    "UiBrowser",
+    "WebhookReceiver",
+    "api_token",
+    "browser",
+    "browser_sign_in",
+    "crm_test_settings",
+    "csrf_token_of",
+    "link_of",
+    "make_contact",
+    "make_customer",
+    "make_interaction",
+    "make_user",
+    "plugin_module",
+    "plugin_overrides",
+    "served_app",
+    "sql_statements",
+    "ui_user",
+]
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -163,6 +195,15 @@ def crm_plugin_modules() -> list[Any]:
     return []
 
 
+def plugin_overrides(request: pytest.FixtureRequest, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` plus the ``plugins`` setting the test's ``plugins`` mark asks for, if any."""
+    result = dict(overrides)
+    marker = request.node.get_closest_marker("plugins")
+    if marker is not None:
+        result["plugins"] = list(marker.args)
+    return result
+
+
 @pytest.fixture
 def crm(
     request: pytest.FixtureRequest,
@@ -173,10 +214,7 @@ def crm(
     crm_plugin_modules: list[Any],
 ) -> Iterator[CRM]:
     """A CRM runtime whose every write is rolled back after the test."""
-    overrides = dict(crm_settings_overrides)
-    marker = request.node.get_closest_marker("plugins")
-    if marker is not None:
-        overrides["plugins"] = list(marker.args)
+    overrides = plugin_overrides(request, crm_settings_overrides)
     settings = crm_test_settings(crm_database_url, tmp_path / "instance", **overrides)
     connection = crm_engine.connect()
     outer = connection.begin()
@@ -194,6 +232,18 @@ def uow(crm: CRM) -> Iterator[UnitOfWork]:
     """A unit of work on ``crm`` for service calls in a test (source ``test``)."""
     with crm.unit_of_work(source="test") as unit:
         yield unit
+
+
+@pytest.fixture
+def customer(crm: CRM) -> Any:
+    """A customer on ``crm`` (see :func:`make_customer`)."""
+    return make_customer(crm)
+
+
+@pytest.fixture
+def contact(crm: CRM, customer: Any) -> Any:
+    """A contact at ``customer`` (see :func:`make_contact`)."""
+    return make_contact(crm, customer_id=customer.id)
 
 
 @pytest.fixture

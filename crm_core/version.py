@@ -8,4 +8,4 @@ support in their manifest's ``core_api``.
 from __future__ import annotations
 
 __version__ = "0.1.0"
-API_VERSION = "1.1"
+API_VERSION = "1.2"

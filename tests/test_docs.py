@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import inspect
 import re
 from collections.abc import Callable
@@ -142,3 +143,54 @@ def test_relative_links_point_to_existing_files(path: Path) -> None:
         if "://" in target or target.startswith("mailto:"):
             continue
         assert (path.parent / target).exists(), f"{path.name} links to missing {target}"
+
+
+# -- the public API and its changelog ---------------------------------------------------
+
+CHANGELOG = DOCS.parent / "CHANGELOG.md"
+
+
+def public_names() -> list[str]:
+    """The names ``crm_core`` exports."""
+    import crm_core
+
+    return sorted(crm_core.__all__)
+
+
+@functools.cache
+def documented_text() -> str:
+    """Every page of docs/, joined."""
+    return "\n".join(path.read_text(encoding="utf-8") for path in sorted(DOCS.rglob("*.md")))
+
+
+@pytest.mark.parametrize("name", public_names())
+def test_public_name_is_documented(name: str) -> None:
+    assert f"`{name}`" in documented_text(), f"docs/ never mentions crm_core.{name} as `{name}`"
+
+
+@pytest.mark.parametrize("name", [*public_names(), *sorted(HOOKSPECS)])
+def test_public_name_and_hook_are_in_the_changelog(name: str) -> None:
+    """A name or hook added without a CHANGELOG.md entry fails here."""
+    text = CHANGELOG.read_text(encoding="utf-8")
+    found = f"`{name}`" in text or any(
+        family.endswith("*`") and name.startswith(family[1:-2])
+        for family in re.findall(r"`crm_[a-z_]+\*`", text)
+    )
+    assert found, f"CHANGELOG.md does not mention `{name}`: add it under its API version"
+
+
+def test_changelog_has_a_section_for_the_current_api_version() -> None:
+    from crm_core import API_VERSION
+
+    headings = re.findall(r"^## \[([^\]]+)\]", CHANGELOG.read_text(encoding="utf-8"), flags=re.M)
+    assert API_VERSION in headings, f"CHANGELOG.md has no '## [{API_VERSION}]' section"
+    assert headings[0] == "Unreleased" or headings[0] == API_VERSION
+
+
+def test_deprecations_are_in_the_changelog() -> None:
+    from crm_core.deprecations import HOOKS, NAMES
+
+    text = CHANGELOG.read_text(encoding="utf-8")
+    deprecated = text.split("### Deprecated", 1)[-1] if "### Deprecated" in text else ""
+    for name, deprecation in {**HOOKS, **NAMES}.items():
+        assert f"`{name}`" in deprecated and deprecation.removed_in in deprecated, name

@@ -12,55 +12,22 @@ without it these tests fail, they never skip.
 from __future__ import annotations
 
 import os
-import re
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import Browser, Page, expect
 
-from crm_core import migrate
 from crm_core.runtime import CRM
 from crm_core.services import customers
-from crm_core.testing import UI_PASSWORD, crm_test_settings, ui_user
-from crm_core.web.app import create_app
+from crm_core.testing import browser_sign_in, ui_user
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# The browser and the served app are crm_core.testing's ``browser`` and ``served_app``.
+pytestmark = pytest.mark.plugins()  # plain core
+
 ARTIFACTS = Path(
     os.environ.get("CRM_TEST_ARTIFACTS") or Path(__file__).resolve().parents[1] / "test-artifacts"
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Headless Chromium from Debian's package (no browser download)."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def served(fresh_database_url: str, tmp_path: Path) -> Iterator[tuple[str, CRM]]:
-    """The app on a fresh, migrated database, served on 127.0.0.1; its URL and its CRM."""
-    crm = CRM(crm_test_settings(fresh_database_url, tmp_path / "instance", plugins=[]))
-    migrate.upgrade(crm)
-    app = create_app(crm=crm)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", crm
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        crm.dispose()
 
 
 def _shot(page: Page, name: str, backend: str) -> None:
@@ -68,23 +35,14 @@ def _shot(page: Page, name: str, backend: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}-{backend}.png"), full_page=True)
 
 
-def _sign_in(page: Page, base: str, email: str) -> None:
-    page.goto(base + "/")
-    expect(page).to_have_url(re.compile(r"/login\?next="))
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password").fill(UI_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Hello")
-
-
 def test_a_salesperson_works_a_customer_in_the_browser(
-    browser: Browser, served: tuple[str, CRM]
+    browser: Browser, served_app: tuple[str, CRM]
 ) -> None:
-    base, crm = served
+    base, crm = served_app
     backend = crm.engine.dialect.name
     ui_user(crm, "sam@shop.example")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    _sign_in(page, base, "sam@shop.example")
+    browser_sign_in(page, base, "sam@shop.example")
     _shot(page, "dashboard", backend)
 
     # Create a customer.
@@ -136,13 +94,13 @@ def test_a_salesperson_works_a_customer_in_the_browser(
     expect(page.locator(".details")).to_contain_text("Malmö")
 
 
-def test_the_pages_fit_a_phone(browser: Browser, served: tuple[str, CRM]) -> None:
-    base, crm = served
+def test_the_pages_fit_a_phone(browser: Browser, served_app: tuple[str, CRM]) -> None:
+    base, crm = served_app
     ui_user(crm, "pia@shop.example")
     with crm.unit_of_work(source="test") as uow:
         customers.bulk_create(uow, [{"name": f"Kund {n} AB", "city": "Lund"} for n in range(8)])
     page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
-    _sign_in(page, base, "pia@shop.example")
+    browser_sign_in(page, base, "pia@shop.example")
     page.goto(base + "/customers")
     expect(page.locator("table.list tbody tr")).to_have_count(8)
     overflow: Any = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
@@ -151,9 +109,9 @@ def test_the_pages_fit_a_phone(browser: Browser, served: tuple[str, CRM]) -> Non
 
 
 def test_merging_two_duplicates_and_undoing_it_in_the_browser(
-    browser: Browser, served: tuple[str, CRM]
+    browser: Browser, served_app: tuple[str, CRM]
 ) -> None:
-    base, crm = served
+    base, crm = served_app
     ui_user(crm, "mia@shop.example")
     with crm.unit_of_work(source="test") as uow:
         keep = customers.create(uow, {"name": "Café Kranz GmbH", "email": "hallo@kranz.example",
@@ -161,7 +119,7 @@ def test_merging_two_duplicates_and_undoing_it_in_the_browser(
         customers.create(uow, {"name": "Cafe Kranz", "email": "hallo@kranz.example",
                                "phone": "+49 221 123456"})
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    _sign_in(page, base, "mia@shop.example")
+    browser_sign_in(page, base, "mia@shop.example")
     page.goto(f"{base}/customers/{keep.id}")
     page.get_by_role("link", name="Duplicates").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Duplicates of Café Kranz GmbH")

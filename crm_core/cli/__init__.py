@@ -26,6 +26,7 @@ from crm_core.cli import (
     imports,
     plugins,
     records,
+    scaffold,
     serve,
     shell,
     token,
@@ -147,6 +148,7 @@ cli.add_command(db.db)
 cli.add_command(serve.serve)
 cli.add_command(demo.demo)
 cli.add_command(plugins.plugins)
+cli.add_command(scaffold.plugin)
 cli.add_command(user.user)
 cli.add_command(token.token)
 cli.add_command(records.search_command)

@@ -13,57 +13,22 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from crm_sales.services import opportunities
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import Browser, Page, expect
 
-from crm_core import migrate
 from crm_core.runtime import CRM
 from crm_core.services import customers
-from crm_core.testing import UI_PASSWORD, crm_test_settings, ui_user
-from crm_core.web.app import create_app
+from crm_core.testing import browser_sign_in, ui_user
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# The browser and the served app (with crm-sales only: see conftest.py) are
+# crm_core.testing's ``browser`` and ``served_app``.
 ARTIFACTS = Path(
     os.environ.get("CRM_TEST_ARTIFACTS") or Path(__file__).resolve().parents[3] / "test-artifacts"
 )
 STAGES = ["Needs analysis", "Proposal", "Negotiation", "Won"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Headless Chromium from Debian's package (no browser download)."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def served(fresh_database_url: str, tmp_path: Path) -> Iterator[tuple[str, CRM]]:
-    """The app with crm-sales on a fresh, migrated database, served on 127.0.0.1."""
-    settings = crm_test_settings(fresh_database_url, tmp_path / "instance", plugins=["crm_sales"])
-    crm = CRM(settings)
-    migrate.upgrade(crm)
-    app = create_app(crm=crm)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", crm
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        crm.dispose()
 
 
 def _shot(page: Page, name: str, backend: str) -> None:
@@ -71,19 +36,10 @@ def _shot(page: Page, name: str, backend: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}-{backend}.png"), full_page=True)
 
 
-def _sign_in(page: Page, base: str, email: str) -> None:
-    page.goto(base + "/")
-    expect(page).to_have_url(re.compile(r"/login\?next="))
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password").fill(UI_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Hello")
-
-
 def test_a_deal_goes_from_the_form_across_the_board_to_won(
-    browser: Browser, served: tuple[str, CRM]
+    browser: Browser, served_app: tuple[str, CRM]
 ) -> None:
-    base, crm = served
+    base, crm = served_app
     backend = crm.engine.dialect.name
     sam = ui_user(crm, "sam@sales.example")
     with crm.unit_of_work(actor=sam, source="test") as uow:
@@ -93,7 +49,7 @@ def test_a_deal_goes_from_the_form_across_the_board_to_won(
             opportunities.create(uow, {"name": name, "customer_id": other.id, "amount": amount,
                                        "expected_close": "2027-04-30"})
     page = browser.new_page(viewport={"width": 1440, "height": 900})
-    _sign_in(page, base, "sam@sales.example")
+    browser_sign_in(page, base, "sam@sales.example")
 
     # Before: the funnel counts the two open deals created today, the forecast no win.
     page.goto(f"{base}/sales/funnel")

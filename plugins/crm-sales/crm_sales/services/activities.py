@@ -47,7 +47,7 @@ from crm_sales.schemas import ActivitySchema
 from crm_sales.services import opportunities
 
 if TYPE_CHECKING:
-    from crm_core.runtime import CRM
+    from crm_core import CRM
 
 #: The entity name of activities in the audit trail, outbox events and the API.
 ENTITY = "activity"

@@ -1,0 +1,1 @@
+"""The parts :mod:`crm_core.testing` is made of; import them from ``crm_core.testing``."""
