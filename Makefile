@@ -27,7 +27,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test install install-test lint clean translations test-plugins-alone test-scaffold docs
+.PHONY: help demo test install install-test lint clean translations test-plugins-alone test-scaffold test-examples docs
 
 help:
 	@echo "make demo   install crm-core and its plugins into $(VENV), start the demo on SQLite"
@@ -56,6 +56,7 @@ test: install-test
 	$(TEST_VENV)/bin/python -m pytest
 	@$(MAKE) --no-print-directory test-plugins-alone
 	@$(MAKE) --no-print-directory test-scaffold
+	@$(MAKE) --no-print-directory test-examples
 
 # The docs site (mkdocs.yml, docs/) into site/; warnings are errors.
 docs: install-test
@@ -75,11 +76,15 @@ install-test:
 # Each plugin alone beside core, in a fresh venv of its own: every plugin folder with a
 # ci/alone.sh (it installs core and that plugin only, migrates, runs the plugin's tests,
 # uninstalls it and checks core still works). CRM_TEST_DATABASES picks the backends.
-ALONE_SCRIPTS := $(sort $(wildcard plugins/*/ci/alone.sh))
+ALONE_SCRIPTS := $(sort $(wildcard plugins/*/ci/alone.sh examples/*/ci/alone.sh))
 
 # crm plugin new, then the generated plugin's own tests in a fresh venv (ci/scaffold_check.sh).
 test-scaffold:
 	PYTHON="$(PYTHON)" bash ci/scaffold_check.sh
+
+# examples/tailored-crm: the integrator's one-command start, checked in a temp copy.
+test-examples:
+	PYTHON="$(PYTHON)" bash examples/tailored-crm/ci/check.sh
 
 test-plugins-alone:
 	@for script in $(ALONE_SCRIPTS); do \

@@ -12,13 +12,30 @@ from marshmallow import Schema, fields, post_load, validate
 from crm_core.extensions import CustomAttribute
 from crm_core.schemas.fieldtypes import Text
 
+
+class _StoredDate(fields.Date):
+    """A date attribute: loads a date, and dumps the ISO text it is stored as."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            return value  # stored as ISO text by _AttributesBase.to_json
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+class _StoredDecimal(fields.Decimal):
+    """A decimal attribute: exact, sent and stored as text (JSON has no decimals)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(as_string=True, **kwargs)
+
+
 _FIELD_TYPES: dict[str, type[fields.Field]] = {
     "string": Text,
     "text": Text,
     "integer": fields.Integer,
-    "decimal": fields.Decimal,
+    "decimal": _StoredDecimal,
     "boolean": fields.Boolean,
-    "date": fields.Date,
+    "date": _StoredDate,
     "choice": Text,
 }
 

@@ -1,0 +1,1 @@
+"""acme-brand: Acme Corp's branding of its crm-core deployment."""
