@@ -63,6 +63,12 @@ class Settings:
     """Seconds a webhook receiver has to answer a delivery."""
     webhook_disable_after: int = 50
     """A webhook is disabled after this many failed attempts in a row, with a notice."""
+    brand_name: str = "crm-core"
+    """The name the UI shows in its top bar and page titles."""
+    templates_path: Path | None = None
+    """A folder of templates searched before core's and the plugins' (override
+    ``crm_core/ui/_brand.html``, ``crm_core/ui/_head.html`` or any page); default
+    ``<instance_path>/templates``. In ``crm.toml`` relative to the file's folder."""
 
     @property
     def url(self) -> URL:
@@ -96,6 +102,8 @@ def load_settings(
         raw.update(_read_toml(path))
         if not explicit_instance and raw.get("instance_path"):
             instance = (path.parent / str(raw["instance_path"])).absolute()
+        if raw.get("templates_path"):
+            raw["templates_path"] = path.parent / str(raw["templates_path"])
     raw.update(_from_environment(env))
     raw.update(overrides)
     raw["instance_path"] = instance
@@ -185,7 +193,26 @@ def _validate(raw: dict[str, Any]) -> Settings:
         webhook_disable_after=_positive_int(
             "CRM_WEBHOOK_DISABLE_AFTER", raw.get("webhook_disable_after", 50)
         ),
+        brand_name=_brand_name(raw.get("brand_name")),
+        templates_path=_templates_path(raw.get("templates_path"), instance),
     )
+
+
+def _brand_name(value: object) -> str:
+    name = " ".join(str(value if value is not None else "crm-core").split())
+    if not name or len(name) > 60:
+        raise ConfigError("CRM_BRAND_NAME", "give a name of 1 to 60 characters")
+    return name
+
+
+def _templates_path(value: object, instance: Path) -> Path:
+    """The override folder: given (it must exist), else ``<instance>/templates``."""
+    if value is None or not str(value).strip():
+        return instance / "templates"
+    path = Path(str(value)).absolute()
+    if not path.is_dir():
+        raise ConfigError("CRM_TEMPLATES_PATH", f"no such folder: {path}")
+    return path
 
 
 def _queue_url(value: object, instance: Path) -> str:

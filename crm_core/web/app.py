@@ -31,7 +31,11 @@ def create_app(
     """
     if crm is None:
         crm = CRM(load_settings(config), plugins=plugins, discover_plugins=discover_plugins)
-    app = Flask("crm_core", instance_path=str(crm.settings.instance_path))
+    # The deployment's template folder is the app's own: Flask searches it before every
+    # blueprint's, so a file there overrides core's or a plugin's template of that name.
+    app = Flask("crm_core", instance_path=str(crm.settings.instance_path),
+                template_folder=str(crm.settings.templates_path))
+    app.jinja_env.globals["brand_name"] = crm.settings.brand_name
     app.config["SECRET_KEY"] = crm.settings.secret_key
     app.extensions["crm"] = crm
     init_i18n(app, [str(path) for paths in crm.pm.hook.crm_translation_directories()

@@ -90,10 +90,20 @@ expect dashboard.html "/acme-brand/static/acme_brand/brand.css" "the dashboard"
 curl -fsS -o /dev/null "$base/acme-brand/static/acme_brand/brand.css" || fail "brand.css not served"
 curl -fsS -o /dev/null "$base/acme-brand/static/acme_brand/logo.svg" || fail "logo.svg not served"
 
+echo "==> every page carries the brand: name and logo in the top bar, title, stylesheet"
+curl -fsS -b "$jar" -o customers.html "$base/customers" || fail "GET /customers"
+for page in dashboard.html customers.html; do
+  expect "$page" 'class="acme-topbar-logo"' "the top bar of $page"
+  expect "$page" '> Acme CRM</a>' "the top bar of $page"
+  expect "$page" '· Acme CRM</title>' "the title of $page"
+  expect "$page" '<link rel="stylesheet" href="/acme-brand/static/acme_brand/brand.css">' "the head of $page"
+done
+
 echo "==> /admin/plugins lists the custom attributes of crm.toml"
 curl -fsS -b "$jar" -o plugins.html "$base/admin/plugins" || fail "GET /admin/plugins"
 for text in "<code>vat_id</code>" "VAT ID" "<code>tier</code>" "Support tier" \
-  '<span class="tag">gold</span>' "<code>seats</code>" "Licensed seats"; do
+  '<span class="tag">gold</span>' "<code>seats</code>" "Licensed seats" \
+  "<code>renewal</code>" "Contract renewal"; do
   expect plugins.html "$text" "/admin/plugins"
 done
 
@@ -104,10 +114,13 @@ post() {  # post JSON: prints the HTTP status, the answer goes to answer.json
   curl -sS -o answer.json -w '%{http_code}' -H "Authorization: Bearer $token" \
     -H 'Content-Type: application/json' --data "$1" "$base/api/v1/customers"
 }
-code="$(post '{"name": "Wile E. Coyote Ltd", "attributes": {"vat_id": "DE123456789", "tier": "gold", "seats": 40}}')"
+code="$(post '{"name": "Wile E. Coyote Ltd", "attributes": {"vat_id": "DE123456789", "tier": "gold", "seats": 40, "renewal": "2027-03-31"}}')"
 [[ "$code" == 201 ]] || fail "creating a customer with custom attributes answered $code: $(cat answer.json)"
 expect answer.json '"vat_id": "DE123456789"' "the created customer"
 expect answer.json '"seats": 40' "the created customer"
+expect answer.json '"renewal": "2027-03-31"' "the created customer"
+code="$(post '{"name": "Road Runner Inc", "attributes": {"renewal": "next spring"}}')"
+[[ "$code" == 422 ]] || fail "a renewal that is no date answered $code, not 422"
 code="$(post '{"name": "Road Runner Inc", "attributes": {"tier": "platinum"}}')"
 [[ "$code" == 422 ]] || fail "a tier outside the choices answered $code, not 422"
 code="$(post '{"name": "Road Runner Inc", "attributes": {"seats": "many"}}')"
