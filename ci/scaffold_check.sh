@@ -41,6 +41,8 @@ pip() {  # pip in the venv, without its warnings about this machine's absent loc
     return "$status"
 }
 fail() { printf '\nscaffold_check.sh: FAILED: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=lib.sh
+source "$REPO/ci/lib.sh"
 
 VENV="$WORK/venv"
 PY="$VENV/bin/python"
@@ -107,21 +109,7 @@ esac
 step "crm db upgrade on a fresh SQLite file"
 "$CRM" db upgrade || fail "crm db upgrade failed with the generated plugin"
 
-step "crm plugins: $PLUGIN is enabled"
-"$CRM" plugins
-"$CRM" plugins --json | "$PY" -c '
-import json, sys
-plugins = {p["name"]: p for p in json.load(sys.stdin)}
-found = plugins.get(sys.argv[1])
-if found is None or found["state"] != "enabled":
-    sys.exit(f"{sys.argv[1]} is not enabled: {found}")
-' "$PLUGIN" || fail "crm plugins does not list $PLUGIN as enabled"
-
-step "crm db status: the $PLUGIN branch is up to date"
-status=$("$CRM" db status) || fail "crm db status failed"
-echo "$status"
-echo "$status" | grep -Eq "^$PLUGIN +[^ ]+ +[^ ]+ +up to date\$" \
-    || fail "crm db status does not show the $PLUGIN branch up to date"
+check_plugin_installed "$PLUGIN"
 
 # -- 5. the generated plugin's tests ----------------------------------------------------------------
 

@@ -47,6 +47,8 @@ pip() {  # pip in the venv, without its warnings about this machine's absent loc
     return "$status"
 }
 fail() { printf '\nalone.sh (%s): FAILED: %s\n' "$DISTRIBUTION" "$*" >&2; exit 1; }
+# shellcheck source=../../../ci/lib.sh
+source "$REPO/ci/lib.sh"
 
 VENV="$WORK/venv"
 PY="$VENV/bin/python"
@@ -109,22 +111,7 @@ echo "plugins installed: $others"
 step "crm db upgrade on a fresh SQLite file"
 "$CRM" db upgrade || fail "crm db upgrade failed on a fresh SQLite database"
 
-step "crm plugins: $PLUGIN is enabled"
-"$CRM" plugins
-"$CRM" plugins --json | "$PY" -c '
-import json, sys
-plugins = {p["name"]: p for p in json.load(sys.stdin)}
-found = plugins.get(sys.argv[1])
-if found is None or found["state"] != "enabled":
-    sys.exit(f"{sys.argv[1]} is not enabled: {found}")
-' "$PLUGIN" || fail "crm plugins does not list $PLUGIN as enabled"
-
-step "crm db status: the $PLUGIN branch is up to date"
-status=$("$CRM" db status) || fail "crm db status failed"
-echo "$status"
-echo "$status" | grep -Eq "^$PLUGIN +[^ ]+ +[^ ]+ +up to date\$" \
-    || fail "crm db status does not show the $PLUGIN branch up to date"
-if echo "$status" | grep -q behind; then fail "a branch is behind after crm db upgrade"; fi
+check_plugin_installed "$PLUGIN"
 
 # -- 3. the plugin's tests -----------------------------------------------------------------------
 
